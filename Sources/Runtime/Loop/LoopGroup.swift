@@ -1,0 +1,148 @@
+import Glibc
+import Logging
+
+/// Settings a `LoopGroup` starts with.
+public struct LoopGroupSettings: Sendable {
+    /// Loop threads; nil = one per CPU in the process affinity mask.
+    public var threads: Int?
+    public var delegationThreads: Int
+    public var io: IOBackendKind
+    public var pollMode: PollMode
+    public var spinNanoseconds: Int
+    /// CPU layout used for placement; nil = `Topology.detect()`.
+    public var topology: Topology?
+    /// Pin loops to CPUs (tests on a busy machine may turn this off).
+    public var pinThreads: Bool
+
+    public init(threads: Int? = nil, delegationThreads: Int = RuntimeDefaults.delegationThreads,
+                io: IOBackendKind = RuntimeDefaults.io, pollMode: PollMode = RuntimeDefaults.pollMode,
+                spinNanoseconds: Int = RuntimeDefaults.spinNanoseconds, topology: Topology? = nil, pinThreads: Bool = true) {
+        self.threads = threads
+        self.delegationThreads = delegationThreads
+        self.io = io
+        self.pollMode = pollMode
+        self.spinNanoseconds = spinNanoseconds
+        self.topology = topology
+        self.pinThreads = pinThreads
+    }
+}
+
+/// The server's event-loop threads, its delegation pool and its listeners.
+public final class LoopGroup: @unchecked Sendable {
+    public let loops: [EventLoop]
+    public let delegation: DelegationPool
+    public let topology: Topology
+    /// The backend in use (io_uring falls back to epoll when the kernel refuses it).
+    public let io: IOBackendKind
+    private let logger: Logger
+    private var listeners: [Listener] = []
+
+    public init(_ settings: LoopGroupSettings, logger: Logger = Logger(label: "dmanoel.runtime")) throws(RuntimeError) {
+        self.logger = logger
+        let topology = settings.topology ?? Topology.detect()
+        self.topology = topology
+        let count = settings.threads ?? max(1, topology.allCPUs.count)
+        guard count >= 1 else { throw RuntimeError.invalidSetting("threads must be at least 1 (got \(count))") }
+        let placement = topology.placement(loops: count)
+        logger.info("topology: \(topology)")
+
+        var io = settings.io
+        var loops: [EventLoop] = []
+        var index = 0
+        while index < count {
+            let (cpu, node) = placement[index]
+            let loop = try EventLoop(index: index, cpu: settings.pinThreads ? cpu : nil, node: node, backend: io,
+                                     pollMode: settings.pollMode, spinNanoseconds: settings.spinNanoseconds, logger: logger)
+            do {
+                try loop.start()
+            } catch let error where io == .ioUring && index == 0 {
+                logger.warning("io_uring unavailable (\(error)); falling back to epoll")
+                io = .epoll
+                continue
+            }
+            loops.append(loop)
+            logger.debug("loop \(index): cpu \(settings.pinThreads ? String(cpu) : "any"), node \(node), \(io.rawValue)")
+            index += 1
+        }
+        self.loops = loops
+        self.io = io
+        delegation = try DelegationPool(threads: settings.delegationThreads)
+        logger.info("\(count) loop thread(s) on \(io.rawValue), poll mode \(settings.pollMode.rawValue), spin \(settings.spinNanoseconds) ns; \(settings.delegationThreads) delegation thread(s)")
+    }
+
+    /// Listens on `host:port` (port 0: the kernel picks one) and serves each connection with a
+    /// handler made by `factory`, spreading connections over the loops.
+    @discardableResult
+    public func listen(host: String, port: Int, factory: @escaping ConnectionFactory) throws(RuntimeError) -> Listener {
+        let (fd, address, boundPort) = try Listener.bindSocket(host: host, port: port)
+        let home = loops[listeners.count % loops.count]
+        let listener = Listener(fd: fd, boundAddress: address, port: boundPort, home: home, targets: loops, factory: factory)
+        listeners.append(listener)
+        let registered = LockedResult()
+        home.execute { [unowned home] in
+            do throws(RuntimeError) {
+                try home.register(listener)
+                registered.set(nil)
+            } catch {
+                registered.set(error)
+            }
+        }
+        if let error = registered.wait() {
+            listener.closeSocket()
+            throw error
+        }
+        return listener
+    }
+
+    /// Sets the poll mode of every loop, or of one (`loop` = its index).
+    public func setPollMode(_ mode: PollMode, loop: Int? = nil) {
+        for target in loops where loop == nil || target.index == loop { target.pollMode = mode }
+    }
+
+    public func setSpinNanoseconds(_ nanoseconds: Int, loop: Int? = nil) {
+        for target in loops where loop == nil || target.index == loop { target.spinNanoseconds = nanoseconds }
+    }
+
+    public func snapshot() -> [LoopSnapshot] { loops.map { $0.snapshot() } }
+
+    /// Stops every loop (closing its connections and listeners) and the delegation pool.
+    public func shutdown() {
+        for loop in loops { loop.stop() }
+        for loop in loops { loop.join() }
+        delegation.shutdown()
+    }
+}
+
+/// A one-shot result handed from a loop back to a waiting thread.
+final class LockedResult: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var done = false
+    private var error: RuntimeError?
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&condition)
+    }
+
+    func set(_ value: RuntimeError?) {
+        pthread_mutex_lock(&mutex)
+        error = value
+        done = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() -> RuntimeError? {
+        pthread_mutex_lock(&mutex)
+        while !done { pthread_cond_wait(&condition, &mutex) }
+        let value = error
+        pthread_mutex_unlock(&mutex)
+        return value
+    }
+}

@@ -1,0 +1,64 @@
+import Synchronization
+
+/// Whether a loop is spinning on its queues or sleeping in the kernel.
+public enum LoopMode: Int, Sendable {
+    case poll = 0
+    case event = 1
+}
+
+/// Counters of one loop thread. Only the owning loop writes them (relaxed stores, no
+/// read-modify-write, so no shared cache-line traffic on the hot path); other threads read
+/// them as snapshots. The loop keeps its running totals in plain fields and publishes them
+/// here once per pass.
+public final class LoopStats: Sendable {
+    let mode = Atomic<Int>(LoopMode.poll.rawValue)
+    let passes = Atomic<UInt64>(0)
+    let completions = Atomic<UInt64>(0)
+    let wakeups = Atomic<UInt64>(0)
+    let tasksRun = Atomic<UInt64>(0)
+    let pollNanoseconds = Atomic<UInt64>(0)
+    let sleepNanoseconds = Atomic<UInt64>(0)
+    let inFlight = Atomic<Int>(0)
+    let submissionDepth = Atomic<Int>(0)
+    let connections = Atomic<Int>(0)
+    let bytesIn = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
+
+    init() {}
+}
+
+/// A point-in-time copy of one loop's counters, safe to keep and compare.
+public struct LoopSnapshot: Sendable, Equatable {
+    public var index: Int
+    public var cpu: Int
+    public var node: Int
+    public var backend: IOBackendKind
+    public var pollMode: PollMode
+    public var spinNanoseconds: Int
+    public var mode: LoopMode
+    public var passes: UInt64
+    public var completions: UInt64
+    public var wakeups: UInt64
+    public var tasksRun: UInt64
+    /// Time spent awake (processing or spinning) since start.
+    public var pollNanoseconds: UInt64
+    /// Time spent asleep in the kernel since start.
+    public var sleepNanoseconds: UInt64
+    /// Operations submitted to the kernel and not yet completed.
+    public var inFlight: Int
+    /// Submissions queued at the last kernel entry.
+    public var submissionDepth: Int
+    public var connections: Int
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    /// Placement of this loop's buffer memory: "numa node N", or "default" when libnuma could not.
+    public var memoryPolicy: String
+}
+
+/// Busy and queued work of the delegation pool.
+public struct DelegationSnapshot: Sendable, Equatable {
+    public var threads: Int
+    public var busy: Int
+    public var queued: Int
+    public var completed: UInt64
+}

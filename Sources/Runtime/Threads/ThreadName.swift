@@ -1,0 +1,5 @@
+import CRuntimeShims
+
+func dmanoelSetThreadName(_ name: String) {
+    dmanoel_set_thread_name(name)
+}
