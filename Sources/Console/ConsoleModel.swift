@@ -1,0 +1,114 @@
+import Runtime
+import Server
+
+/// Rates for one loop over the last interval, computed from two snapshots.
+public struct LoopRow: Sendable, Equatable {
+    public var index: Int
+    public var cpu: Int
+    public var node: Int
+    public var mode: LoopMode
+    public var pollMode: PollMode
+    /// Share of the interval the loop spent awake (processing or spinning), 0...1.
+    public var pollShare: Double
+    public var passesPerSecond: Double
+    public var completionsPerSecond: Double
+    public var wakeupsPerSecond: Double
+    public var inFlight: Int
+    public var submissionDepth: Int
+    public var connections: Int
+    public var bytesInPerSecond: Double
+    public var bytesOutPerSecond: Double
+}
+
+/// What the console shows, derived from consecutive server statuses.
+public struct ConsoleModel: Sendable {
+    public private(set) var current: ServerStatus
+    public private(set) var rows: [LoopRow] = []
+    /// Process CPU use over the last interval, in CPUs (1.0 = one core busy).
+    public private(set) var cpuUse: Double = 0
+
+    public init(first: ServerStatus) {
+        current = first
+        rows = Self.rows(from: first, to: first)
+    }
+
+    public mutating func update(_ next: ServerStatus) {
+        let previous = current
+        current = next
+        rows = Self.rows(from: previous, to: next)
+        let wall = Double(next.takenAt &- previous.takenAt)
+        cpuUse = wall > 0 ? Double(next.process.cpuNanoseconds &- previous.process.cpuNanoseconds) / wall : 0
+    }
+
+    static func rows(from old: ServerStatus, to new: ServerStatus) -> [LoopRow] {
+        let seconds = max(Double(new.takenAt &- old.takenAt) / 1e9, 1e-9)
+        return new.loops.map { loop in
+            let before = old.loops.first { $0.index == loop.index } ?? loop
+            let awake = Double(loop.pollNanoseconds &- before.pollNanoseconds)
+            let asleep = Double(loop.sleepNanoseconds &- before.sleepNanoseconds)
+            let share = awake + asleep > 0 ? awake / (awake + asleep) : (loop.mode == .poll ? 1 : 0)
+            func rate(_ a: UInt64, _ b: UInt64) -> Double { Double(a &- b) / seconds }
+            return LoopRow(
+                index: loop.index, cpu: loop.cpu, node: loop.node, mode: loop.mode, pollMode: loop.pollMode,
+                pollShare: share,
+                passesPerSecond: rate(loop.passes, before.passes),
+                completionsPerSecond: rate(loop.completions, before.completions),
+                wakeupsPerSecond: rate(loop.wakeups, before.wakeups),
+                inFlight: loop.inFlight, submissionDepth: loop.submissionDepth, connections: loop.connections,
+                bytesInPerSecond: rate(loop.bytesIn, before.bytesIn),
+                bytesOutPerSecond: rate(loop.bytesOut, before.bytesOut))
+        }
+    }
+}
+
+/// Number formatting shared by the console views.
+enum Format {
+    /// 1234 → "1.2k", 2_500_000 → "2.5M".
+    static func count(_ value: Double) -> String {
+        switch value {
+        case ..<1_000: return String(Int(value.rounded()))
+        case ..<1_000_000: return fixed(value / 1_000, 1) + "k"
+        case ..<1_000_000_000: return fixed(value / 1_000_000, 1) + "M"
+        default: return fixed(value / 1_000_000_000, 1) + "G"
+        }
+    }
+
+    /// Bytes with binary units: "512B", "1.5K", "12.0M".
+    static func bytes(_ value: Double) -> String {
+        switch value {
+        case ..<1024: return String(Int(value.rounded())) + "B"
+        case ..<(1024 * 1024): return fixed(value / 1024, 1) + "K"
+        case ..<(1024 * 1024 * 1024): return fixed(value / 1024 / 1024, 1) + "M"
+        default: return fixed(value / 1024 / 1024 / 1024, 1) + "G"
+        }
+    }
+
+    static func fixed(_ value: Double, _ decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = Int((value * scale).rounded())
+        let whole = scaled / Int(scale)
+        let fraction = abs(scaled % Int(scale))
+        guard decimals > 0 else { return String(whole) }
+        let digits = String(fraction)
+        let sign = value < 0 && whole == 0 ? "-" : ""
+        return sign + String(whole) + "." + String(repeating: "0", count: decimals - digits.count) + digits
+    }
+
+    static func duration(_ nanoseconds: UInt64) -> String {
+        let total = nanoseconds / 1_000_000_000
+        let h = total / 3600, m = (total / 60) % 60, s = total % 60
+        func two(_ v: UInt64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(two(h)):\(two(m)):\(two(s))"
+    }
+
+    static func pad(_ text: String, _ width: Int, right: Bool = true) -> String {
+        if text.count >= width { return String(text.prefix(width)) }
+        let fill = String(repeating: " ", count: width - text.count)
+        return right ? fill + text : text + fill
+    }
+
+    static func spin(_ nanoseconds: Int) -> String {
+        nanoseconds >= 1_000_000 ? fixed(Double(nanoseconds) / 1e6, 1) + "ms" : fixed(Double(nanoseconds) / 1e3, 0) + "µs"
+    }
+}

@@ -1,0 +1,122 @@
+/// Which filesystem module serves a mount.
+public enum MountModule: Sendable, Hashable, CustomStringConvertible {
+    /// In memory; `path` is a directory inside it ("/" typically).
+    case memfs
+    /// A host directory through blocking system calls on delegation threads.
+    case linux
+    /// A host directory through io_uring.
+    case ioUring
+    /// A plugin declared under `server.vfs`; `path` is inside the plugin's filesystem.
+    case plugin(String)
+
+    public static let builtinNames = ["memfs", "linux", "io_uring"]
+
+    /// The name a configuration uses: `memfs`, `linux`, `io_uring` or the plugin's name.
+    public var name: String {
+        switch self {
+        case .memfs: "memfs"
+        case .linux: "linux"
+        case .ioUring: "io_uring"
+        case .plugin(let name): name
+        }
+    }
+
+    /// Whether `path` is a directory on the host (linux and io_uring).
+    public var servesHostDirectory: Bool {
+        switch self {
+        case .linux, .ioUring: true
+        case .memfs, .plugin: false
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// One entry of `mounts`: a filesystem that appears at /NAME in the server's namespace.
+///
+/// For `linux` and `io_uring`, `path` is an absolute directory on the host; a directory that
+/// does not exist is a warning, and the server keeps the mount offline while it serves the rest.
+/// For `memfs` and plugins, `path` is the directory inside that filesystem to serve ("/").
+public struct MountSettings: Sendable, Equatable {
+    /// 1 to 64 of `A-Z a-z 0-9 . _ -`, not "." or "..".
+    public var name: String
+    public var module: MountModule
+    public var path: String
+
+    public init(name: String, module: MountModule, path: String) {
+        self.name = name
+        self.module = module
+        self.path = path
+    }
+
+    /// Where the mount appears in the server's namespace: "/" + name.
+    public var namespacePath: String { "/" + name }
+}
+
+// MARK: Reading and writing
+
+extension MountSettings {
+    static func decodeAll(_ value: ConfigValue?, plugins: [VFSPluginSettings], context: inout ConfigDecodingContext) throws(ConfigError) -> [MountSettings] {
+        guard let value else {
+            context.warn(.root.key("mounts"), "no mounts are configured, so there is nothing to serve")
+            return []
+        }
+        let entries = try value.map(of: "mounts", example: #""mounts": { "data": { "module": "memfs", "path": "/" } }"#)
+        if entries.isEmpty {
+            context.warn(value.path, "no mounts are configured, so there is nothing to serve")
+        }
+        let pluginNames = plugins.map(\.name)
+        let moduleNames = MountModule.builtinNames + pluginNames
+        var mounts: [MountSettings] = []
+        for (name, entryValue) in entries {
+            try ConfigNames.checkSimpleName(name, at: entryValue.path, kind: "mount")
+            let entry = try entryValue.section("a mount", keys: ["module", "path"],
+                                               example: #"{ "module": "memfs", "path": "/" }"#)
+            let moduleValue = try entry.require("module", example: "\"memfs\"")
+            let moduleName = try moduleValue.string(example: "memfs")
+            let module: MountModule
+            switch moduleName {
+            case "memfs": module = .memfs
+            case "linux": module = .linux
+            case "io_uring": module = .ioUring
+            case let other where pluginNames.contains(other): module = .plugin(other)
+            default:
+                let declared = pluginNames.isEmpty
+                    ? "no plugins are declared in server.vfs"
+                    : "the plugins declared in server.vfs are \(listChoices(pluginNames, conjunction: "and"))"
+                throw configError(moduleValue.path, "unknown module \(JSONValue.quoted(moduleName))",
+                                  fix: Suggestions.didYouMean(moduleName, among: moduleNames)
+                                      + "Use \(listChoices(MountModule.builtinNames)), or declare a plugin of that name under server.vfs (\(declared)).")
+            }
+            let pathValue = try entry.require("path", example: module.servesHostDirectory ? "\"/srv/data\"" : "\"/\"")
+            let path = try pathValue.string(example: module.servesHostDirectory ? "/srv/data" : "/")
+            if module.servesHostDirectory {
+                try NamespacePath.checkClean(path, at: pathValue.path, what: "the host directory",
+                                             fix: "Give the directory's full path on this machine, e.g. \"path\": \"/srv/data\".")
+            } else {
+                try NamespacePath.checkClean(path, at: pathValue.path, what: "the path",
+                                             fix: "It is a directory inside the \(module) filesystem; \"/\" serves all of it.")
+            }
+            mounts.append(MountSettings(name: name, module: module, path: path))
+        }
+        return mounts
+    }
+
+    func jsonValue() -> JSONValue {
+        ["module": .string(module.name), "path": .string(path)]
+    }
+
+    func environmentWarnings(_ environment: ConfigurationEnvironment, into warnings: inout [ConfigWarning]) {
+        guard module.servesHostDirectory else { return }
+        let keyPath = ConfigKeyPath.root.key("mounts").key(name).key("path").description
+        let consequence = "the server keeps mount \(JSONValue.quoted(name)) (\(namespacePath)) offline and serves the rest"
+        switch environment.fileKind(path) {
+        case .directory:
+            break
+        case .missing:
+            warnings.append(ConfigWarning(keyPath: keyPath, message: "directory \(path) does not exist on this machine; \(consequence)"))
+        case .regularFile, .other:
+            warnings.append(ConfigWarning(keyPath: keyPath, message: "\(path) is not a directory; \(consequence)"))
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Glibc
+import Logging
+import Runtime
+
+/// The running server: the loop group built from the configuration, its endpoints and its
+/// live tuning. Protocol listeners attach here as each protocol lands.
+public final class NASServer: ServerControl, @unchecked Sendable {
+    public let configuration: Configuration
+    public let source: String
+    public let group: LoopGroup
+    public let endpoints: [Endpoint]
+    public let rdmaState: String
+    private let startedAt = monotonicNanoseconds()
+    private let logger: Logger
+    private let logSink: LogSink?
+
+    /// Starts loops and services for `loaded`, logging its warnings. Throws when the runtime
+    /// cannot start (e.g. no usable io_uring and epoll refused, or threads cannot be created).
+    public init(_ loaded: LoadedConfiguration, logger: Logger = Logger(label: "dmanoel.server"), logSink: LogSink? = nil) throws(ServerError) {
+        configuration = loaded.configuration
+        source = loaded.source
+        self.logger = logger
+        self.logSink = logSink
+        for warning in loaded.warnings { logger.warning("\(loaded.source): \(warning)") }
+        let server = configuration.server
+
+        if server.rdma {
+            let devices = RDMAProbe.deviceNames()
+            if devices.isEmpty {
+                rdmaState = "no RDMA device; TCP only"
+                logger.warning("server.rdma is true but libibverbs finds no RDMA device: serving TCP only")
+            } else {
+                rdmaState = "devices \(devices.joined(separator: ",")) found; RDMA transport not built yet, TCP only"
+                logger.warning("RDMA devices \(devices.joined(separator: ", ")) found, but this build has no RDMA transport yet: serving TCP only")
+            }
+        } else {
+            rdmaState = "off"
+        }
+
+        do {
+            group = try LoopGroup(LoopGroupSettings(
+                threads: server.threads, delegationThreads: server.delegationThreads, io: server.io,
+                pollMode: server.pollMode, spinNanoseconds: server.spinNanoseconds),
+                logger: Logger(label: "dmanoel.runtime"))
+        } catch {
+            throw ServerError.startup("cannot start the event loops: \(error)")
+        }
+
+        let host = server.bind.description
+        let display = host.contains(":") ? "[\(host)]" : host
+        endpoints = server.ports.filter { $0.port != 0 }.map { entry in
+            Endpoint(service: entry.service, address: "\(display):\(entry.port)", served: false)
+        }
+        for endpoint in endpoints where !endpoint.served {
+            logger.notice("\(endpoint.service) on \(endpoint.address): not served by this build yet")
+        }
+        logger.info("ready: \(group.loops.count) loop(s) on \(group.io.rawValue), configuration \(source)")
+    }
+
+    public func status() -> ServerStatus {
+        let now = monotonicNanoseconds()
+        return ServerStatus(
+            version: BuildInfo.version, configSource: source, uptimeNanoseconds: now - startedAt, takenAt: now,
+            io: group.io, endpoints: endpoints, process: ProcessStats.current(), loops: group.snapshot(),
+            delegation: group.delegation.snapshot(), rdma: rdmaState)
+    }
+
+    public func apply(_ change: TuningChange) -> Result<String, ServerError> {
+        let scope: (Int?) -> String = { $0.map { "loop \($0)" } ?? "all loops" }
+        let text: String
+        switch change {
+        case let .pollMode(mode, loop):
+            if let loop, !(0..<group.loops.count).contains(loop) { return .failure(.startup("no loop \(loop)")) }
+            group.setPollMode(mode, loop: loop)
+            text = "poll_mode \(mode.rawValue) (\(scope(loop)))"
+        case let .spinNanoseconds(value, loop):
+            guard (0...1_000_000_000).contains(value) else { return .failure(.startup("spin_ns must be 0 to 1000000000")) }
+            if let loop, !(0..<group.loops.count).contains(loop) { return .failure(.startup("no loop \(loop)")) }
+            group.setSpinNanoseconds(value, loop: loop)
+            text = "spin_ns \(value) (\(scope(loop)))"
+        case let .delegationThreads(count):
+            do {
+                try group.delegation.resize(to: count)
+            } catch {
+                return .failure(.startup("\(error)"))
+            }
+            text = "delegation_threads \(count)"
+        }
+        logger.notice("tuning: \(text)")
+        return .success(text)
+    }
+
+    public func recentLogLines(_ count: Int) -> [String] {
+        logSink?.recentLines(count) ?? []
+    }
+
+    /// Stops every loop and thread; connections are closed.
+    public func shutdown() {
+        group.shutdown()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,44 @@
+import Runtime
+
+/// A service endpoint from the configuration and whether this build serves it.
+public struct Endpoint: Sendable, Equatable {
+    public var service: String
+    public var address: String
+    /// False while the protocol behind this port is not part of this build yet.
+    public var served: Bool
+}
+
+/// Everything the console, the admin API and the metrics read about a running server at one
+/// moment. Built from per-thread snapshots; reading it never blocks a loop.
+public struct ServerStatus: Sendable {
+    public var version: String
+    public var configSource: String
+    public var uptimeNanoseconds: UInt64
+    /// Monotonic time the status was taken, for computing rates between two statuses.
+    public var takenAt: UInt64
+    public var io: IOBackendKind
+    public var endpoints: [Endpoint]
+    public var process: ProcessStats
+    public var loops: [LoopSnapshot]
+    public var delegation: DelegationSnapshot
+    public var rdma: String
+
+    public var connections: Int { loops.map(\.connections).reduce(0, +) }
+}
+
+/// A change an operator makes while the server runs (console keys, later the admin API).
+public enum TuningChange: Sendable, Equatable {
+    /// Poll mode for every loop (`loop` nil) or one loop.
+    case pollMode(PollMode, loop: Int?)
+    case spinNanoseconds(Int, loop: Int?)
+    case delegationThreads(Int)
+}
+
+/// What the console watches and tunes: the server in this process, or (later) one reached
+/// through its admin API.
+public protocol ServerControl: Sendable {
+    func status() -> ServerStatus
+    /// Applies a change and returns a line describing what took effect.
+    func apply(_ change: TuningChange) -> Result<String, ServerError>
+    func recentLogLines(_ count: Int) -> [String]
+}
