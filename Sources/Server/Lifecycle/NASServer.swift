@@ -21,7 +21,10 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         source = loaded.source
         self.logger = logger
         self.logSink = logSink
-        for warning in loaded.warnings { logger.warning("\(loaded.source): \(warning)") }
+        // RDMA is probed below through libibverbs itself: one warning, not two.
+        for warning in loaded.warnings where warning.keyPath != "server.rdma" {
+            logger.warning("\(loaded.source): \(warning)")
+        }
         let server = configuration.server
 
         if server.rdma {

@@ -1,0 +1,89 @@
+"""The live console in a real terminal (tmux): what an operator sees and what the keys do."""
+
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import config_on_free_ports, wait_for
+
+
+class Tmux:
+    def __init__(self, command, width=100, height=30):
+        assert shutil.which("tmux"), "tmux is missing: scripts/bootstrap installs it"
+        self.name = "nas-" + uuid.uuid4().hex[:8]
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+                        "bash", "--norc", "--noprofile"], check=True, env={"TERM": "xterm-256color", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        self.type(command + "\n")
+
+    def type(self, keys):
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], check=True,
+                              capture_output=True, text=True).stdout
+
+    def resize(self, width, height):
+        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(width), "-y", str(height)], check=True)
+
+    def close(self):
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def console(nas_bin, tmp_path):
+    config = config_on_free_ports(tmp_path, threads=2, poll_mode="auto")
+    term = Tmux(f"{nas_bin} serve --console --interval 0.2 --config {config}; echo EXITED=$?; "
+                "stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(echo|icanon)' | tr '\\n' ' '; echo")
+    yield term
+    term.close()
+
+
+def thread_rows(screen):
+    rows = []
+    for line in screen.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0].isdigit() and fields[3] in ("POLL", "EVENT"):
+            rows.append(fields)
+    return rows
+
+
+def test_console_shows_threads_and_tunes_poll_mode(console):
+    assert wait_for(lambda: "── Threads" in console.screen())
+    screen = console.screen()
+    assert "dmanoel-NAS" in screen and "config " in screen
+    # Idle loops in auto mode fall asleep: EVENT.
+    assert wait_for(lambda: [r[3] for r in thread_rows(console.screen())] == ["EVENT", "EVENT"]), console.screen()
+    # 'p' switches every loop to poll_mode always: they spin, POLL, and the change is logged.
+    console.type("p")
+    assert wait_for(lambda: [r[3] for r in thread_rows(console.screen())] == ["POLL", "POLL"]), console.screen()
+    assert wait_for(lambda: "tuning: poll_mode always (all loops)" in console.screen())
+    assert "poll_mode always" in console.screen()
+    # Back to never: asleep again.
+    console.type("p")
+    assert wait_for(lambda: "poll_mode never" in console.screen())
+    assert wait_for(lambda: [r[3] for r in thread_rows(console.screen())] == ["EVENT", "EVENT"])
+    # '+' doubles the spin time.
+    console.type("+")
+    assert wait_for(lambda: "spin 100µs" in console.screen()), console.screen()
+
+
+def test_console_fits_80x24_resizes_and_restores_the_terminal(console):
+    assert wait_for(lambda: "── Threads" in console.screen())
+    console.resize(80, 24)
+    assert wait_for(lambda: len(console.screen().splitlines()) <= 24 and "q quit" in console.screen().splitlines()[-1])
+    screen = console.screen()
+    assert all(len(line) <= 80 for line in screen.splitlines())
+    assert len(thread_rows(screen)) == 2
+    console.type("h")
+    assert wait_for(lambda: "poll mode for all loops" in console.screen())
+    console.type("h")
+    console.type("q")
+    assert wait_for(lambda: "EXITED=0" in console.screen()), console.screen()
+    # The terminal is back in cooked mode with echo on.
+    def flags():
+        after = console.screen().split("EXITED=0", 1)[1].splitlines()
+        return len(after) > 1 and set(after[1].split()) == {"echo", "icanon"}
+    assert wait_for(flags), console.screen()
