@@ -35,8 +35,18 @@ let package = Package(
             swiftSettings: fastSettings
         ),
         .target(
+            name: "VFS",
+            dependencies: ["Runtime", "COpenSSL"],
+            swiftSettings: fastSettings
+        ),
+        .target(
+            name: "MemFS",
+            dependencies: ["VFS"],
+            swiftSettings: fastSettings
+        ),
+        .target(
             name: "Server",
-            dependencies: ["Runtime", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Runtime", "VFS", "MemFS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: fastSettings
         ),
         .target(
@@ -63,5 +73,6 @@ let package = Package(
 
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
+        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime"]),
     ]
 )

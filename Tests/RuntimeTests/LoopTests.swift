@@ -158,3 +158,19 @@ actor LoopBoundCounter {
         onLoopEveryTime = onLoopEveryTime && loop.inLoop
     }
 }
+
+@Suite("EventLoop.current")
+struct CurrentLoopTests {
+    @Test("names the calling loop on loop threads and nothing elsewhere")
+    func current() async throws {
+        let group = try makeGroup(io: .ioUring, threads: 2)
+        defer { group.shutdown() }
+        for loop in group.loops {
+            let same = await loop.submit { EventLoop.current === loop }
+            #expect(same)
+        }
+        #expect(EventLoop.current == nil)
+        let onDelegate = await group.delegation.run { EventLoop.current == nil }
+        #expect(onDelegate)
+    }
+}

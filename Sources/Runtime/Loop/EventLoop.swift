@@ -109,6 +109,20 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// The loop whose thread is calling, or nil on any other thread (a delegation thread, the
+    /// main thread). Backends use it to submit file I/O to the ring of the loop serving the
+    /// request.
+    public static var current: EventLoop? {
+        guard let raw = pthread_getspecific(currentKey) else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
+    }
+
     /// True on this loop's own thread.
     @inline(__always)
     public var inLoop: Bool {
@@ -283,6 +297,7 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         thread = pthread_self()
+        pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
         started.store(1, ordering: .releasing)
         run()
         shutdownConnections()

@@ -1,0 +1,82 @@
+/// An opaque file handle: at most `capacity` bytes, stored inline (no allocation), the first two
+/// bytes the mount id so routing a call is one table lookup. What follows is the backend's own
+/// (an inode number and generation for memfs, a kernel handle for linux).
+///
+/// Handles given to NFS clients are signed by `HandleSigner`, which appends a MAC; the signed
+/// form fits the 64 bytes NFSv3 allows.
+public struct FileHandle: Sendable, Hashable, CustomStringConvertible {
+    /// Largest unsigned handle; `HandleSigner.macLength` more bytes make the signed one.
+    public static let capacity = 52
+
+    private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    public private(set) var count: Int = 0
+
+    /// A handle of `mount` followed by `body` (nil if it would not fit).
+    public init?(mount: UInt16, body: UnsafeRawBufferPointer) {
+        guard body.count + 2 <= Self.capacity else { return nil }
+        count = body.count + 2
+        withUnsafeMutableBytes(of: &storage) { raw in
+            raw.storeBytes(of: mount.littleEndian, toByteOffset: 0, as: UInt16.self)
+            if !body.isEmpty { raw.baseAddress!.advanced(by: 2).copyMemory(from: body.baseAddress!, byteCount: body.count) }
+        }
+    }
+
+    /// A handle from its raw bytes as a client sent them (mount id first).
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 2, bytes.count <= Self.capacity else { return nil }
+        count = bytes.count
+        withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    }
+
+    public init?(bytes: [UInt8]) {
+        guard let handle = bytes.withUnsafeBytes({ FileHandle(bytes: $0) }) else { return nil }
+        self = handle
+    }
+
+    /// A handle whose body is a sequence of integers (little endian), for backends with
+    /// numeric identities.
+    public init(mount: UInt16, words: UInt64...) {
+        var body = [UInt8]()
+        for word in words { withUnsafeBytes(of: word.littleEndian) { body.append(contentsOf: $0) } }
+        self = body.withUnsafeBytes { FileHandle(mount: mount, body: $0)! }
+    }
+
+    public var mountID: UInt16 {
+        withUnsafeBytes(of: storage) { $0.load(as: UInt16.self) }.littleEndian
+    }
+
+    /// The bytes after the mount id.
+    public func withBody<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0[2..<count])) }
+    }
+
+    /// All bytes, mount id first.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    public var bytes: [UInt8] { withBytes { Array($0) } }
+
+    /// The `index`-th 64-bit word of the body (0 when the body is shorter).
+    public func word(_ index: Int) -> UInt64 {
+        withBody { body in
+            let offset = index * 8
+            guard offset + 8 <= body.count else { return 0 }
+            return body.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian
+        }
+    }
+
+    public var bodyCount: Int { count - 2 }
+
+    public static func == (a: FileHandle, b: FileHandle) -> Bool {
+        a.count == b.count && a.withBytes { x in b.withBytes { y in x.elementsEqual(y) } }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        withBytes { hasher.combine(bytes: $0) }
+    }
+
+    public var description: String {
+        withBytes { $0.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    }
+}
