@@ -74,7 +74,7 @@ public final class VirtualFileSystem: Sendable {
     public func lookup(_ directory: FileHandle, name: String, mask: AttributeMask, credentials: Credentials) async throws(VFSError) -> (FileHandle, Attributes) {
         if name.utf8.count > NameRules.maxNameLength { throw .nameTooLong }
         let backend = try mount(for: directory).backend
-        try await check(backend, directory, .execute, credentials)
+        try await checkDirectory(backend, directory, .execute, credentials)
         return try await backend.lookup(directory, name: name, mask: mask, credentials: credentials)
     }
 
@@ -99,7 +99,7 @@ public final class VirtualFileSystem: Sendable {
     public func create(in directory: FileHandle, name: String, kind: CreateKind, mode: CreateMode = .unchecked, attributes: SetAttributes = SetAttributes(), credentials: Credentials) async throws(VFSError) -> CreateResult {
         try NameRules.validateEntryName(name)
         let backend = try writable(directory).backend
-        try await check(backend, directory, [.write, .execute], credentials)
+        try await checkDirectory(backend, directory, [.write, .execute], credentials)
         return try await backend.create(in: directory, name: name, kind: kind, mode: mode, attributes: attributes, credentials: credentials)
     }
 
@@ -121,7 +121,7 @@ public final class VirtualFileSystem: Sendable {
 
     public func readdir(_ directory: FileHandle, cookie: UInt64 = 0, verifier: UInt64 = 0, maxEntries: Int, mask: AttributeMask = [], credentials: Credentials) async throws(VFSError) -> ReadDirResult {
         let backend = try mount(for: directory).backend
-        try await check(backend, directory, .read, credentials)
+        try await checkDirectory(backend, directory, .read, credentials)
         return try await backend.readdir(directory, cookie: cookie, verifier: verifier, maxEntries: maxEntries, mask: mask, credentials: credentials)
     }
 
@@ -133,14 +133,14 @@ public final class VirtualFileSystem: Sendable {
         try NameRules.validateEntryName(name)
         let target = try writable(directory)
         guard try mount(for: handle).id == target.id else { throw .crossDevice }
-        try await check(target.backend, directory, [.write, .execute], credentials)
+        try await checkDirectory(target.backend, directory, [.write, .execute], credentials)
         return try await target.backend.link(handle, into: directory, name: name, credentials: credentials)
     }
 
     public func remove(in directory: FileHandle, name: String, credentials: Credentials) async throws(VFSError) -> DirectoryChange {
         try NameRules.validateEntryName(name)
         let backend = try writable(directory).backend
-        try await check(backend, directory, [.write, .execute], credentials)
+        try await checkDirectory(backend, directory, [.write, .execute], credentials)
         return try await backend.remove(in: directory, name: name, credentials: credentials)
     }
 
@@ -149,7 +149,7 @@ public final class VirtualFileSystem: Sendable {
         if name == ".." { throw .notEmpty }
         try NameRules.validateEntryName(name)
         let backend = try writable(directory).backend
-        try await check(backend, directory, [.write, .execute], credentials)
+        try await checkDirectory(backend, directory, [.write, .execute], credentials)
         return try await backend.rmdir(in: directory, name: name, credentials: credentials)
     }
 
@@ -158,8 +158,8 @@ public final class VirtualFileSystem: Sendable {
         try NameRules.validateEntryName(newName)
         let from = try writable(source)
         guard try writable(target).id == from.id else { throw .crossDevice }
-        try await check(from.backend, source, [.write, .execute], credentials)
-        if source != target { try await check(from.backend, target, [.write, .execute], credentials) }
+        try await checkDirectory(from.backend, source, [.write, .execute], credentials)
+        if source != target { try await checkDirectory(from.backend, target, [.write, .execute], credentials) }
         return try await from.backend.rename(from: source, name: name, to: target, newName: newName, credentials: credentials)
     }
 
@@ -214,6 +214,16 @@ public final class VirtualFileSystem: Sendable {
         try await check(from.backend, source, .read, credentials)
         try await check(to.backend, target, .write, credentials)
         return try await to.backend.copyRange(from: source, offset: sourceOffset, to: target, offset: targetOffset, count: count, credentials: credentials)
+    }
+
+    /// Like `check`, for an object that must be a directory: `notDirectory` comes first, as in
+    /// the kernel's path walk.
+    @inline(__always)
+    private func checkDirectory(_ backend: FileSystemBackend, _ handle: FileHandle, _ wanted: AccessMask, _ credentials: Credentials) async throws(VFSError) {
+        guard !backend.checksPermissions else { return }
+        let attributes = try await backend.getattr(handle, mask: [.type, .mode, .uid, .gid])
+        guard attributes.type == .directory else { throw .notDirectory }
+        try Permissions.check(wanted, attributes: attributes, credentials: credentials)
     }
 
     /// Mode-bit check for backends that do not check themselves.
