@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "dmanoel-nas", targets: ["dmanoel-nas"]),
+        // The example VFS plugin, loaded with dlopen (libdmanoel-NAS_vfs_demofs.so).
+        .library(name: "dmanoel-NAS_vfs_demofs", type: .dynamic, targets: ["DemoFS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,9 +46,27 @@ let package = Package(
             dependencies: ["VFS"],
             swiftSettings: fastSettings
         ),
+        // External VFS plugins: the stable C ABI, its loader, and the example plugin (C).
+        .target(name: "CVFSPlugin", path: "Sources/CVFSPlugin"),
+        .target(
+            name: "PluginFS",
+            dependencies: ["VFS", "Runtime", "CVFSPlugin"],
+            swiftSettings: fastSettings
+        ),
+        .target(name: "DemoFS", dependencies: ["CVFSPlugin"], path: "Sources/DemoFS"),
+        .target(
+            name: "ONCRPC",
+            dependencies: ["Runtime"],
+            swiftSettings: fastSettings
+        ),
+        .target(
+            name: "NFS3",
+            dependencies: ["ONCRPC", "VFS", "Runtime"],
+            swiftSettings: fastSettings
+        ),
         .target(
             name: "Server",
-            dependencies: ["Runtime", "VFS", "MemFS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Runtime", "VFS", "MemFS", "ONCRPC", "NFS3", .product(name: "Logging", package: "swift-log")],
             swiftSettings: fastSettings
         ),
         .target(
@@ -71,8 +91,16 @@ let package = Package(
             swiftSettings: fastSettings
         ),
 
+        // VFS operation costs without the network (scripts/bench-vfs).
+        .executableTarget(
+            name: "vfs-bench",
+            dependencies: ["VFS", "MemFS", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/VFSBench",
+            swiftSettings: fastSettings
+        ),
+
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
-        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime"]),
+        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS"]),
     ]
 )

@@ -30,7 +30,7 @@ struct HandleTests {
         #expect(signer.verify(Array(signed.dropLast()), export: 1) == nil)
         #expect(signer.verify([UInt8](repeating: 0, count: 80), export: 1) == nil)
         let biggest = FileHandle(bytes: [UInt8](repeating: 9, count: FileHandle.capacity))!
-        #expect(signer.sign(biggest, export: 1).count == 64)
+        #expect(signer.sign(biggest, export: 1).count == HandleSigner.signedCapacity && HandleSigner.signedCapacity < 64)
     }
 
     @Test("errno values map both ways", arguments: [ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EXDEV, ENAMETOOLONG, EACCES, EPERM, EROFS, ENOSPC, EFBIG, ELOOP, ENODATA])

@@ -41,10 +41,35 @@ public final class Connection {
     private var readPaused = false
 
     // Send side.
+    /// Queued output: a range of a pooled buffer (manually counted) or of memory kept alive by
+    /// any other object (e.g. a memfs block, by ARC).
     private struct Segment {
-        var buffer: IOBuffer
+        var buffer: IOBuffer?
+        var object: AnyObject?
+        var base: UnsafeRawPointer
         var start: Int
         var end: Int
+
+        init(buffer: IOBuffer, start: Int, end: Int) {
+            self.buffer = buffer
+            self.object = nil
+            self.base = UnsafeRawPointer(buffer.base)
+            self.start = start
+            self.end = end
+        }
+
+        init(bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+            self.buffer = nil
+            self.object = owner
+            self.base = bytes.baseAddress!
+            self.start = 0
+            self.end = bytes.count
+        }
+
+        /// Drops this segment's hold on its memory.
+        func release() {
+            buffer?.release()
+        }
     }
     private var segments: [Segment] = []
     private var segmentHead = 0
@@ -187,7 +212,7 @@ public final class Connection {
         precondition(written >= 0 && written <= capacity, "wrote outside the reserved output space")
         guard written > 0 else { return }
         loop.outputArenaUsed += written
-        if segments.count > segmentHead, segments[segments.count - 1].buffer === arena, segments[segments.count - 1].end == start {
+        if segments.count > segmentHead, segments[segments.count - 1].buffer === arena, segments[segments.count - 1].end == start, !closeRequested {
             segments[segments.count - 1].end += written
             queuedBytes += written
             markDirty()
@@ -204,9 +229,16 @@ public final class Connection {
         enqueue(Segment(buffer: slice.buffer, start: slice.range.lowerBound, end: slice.range.upperBound))
     }
 
+    /// Queues bytes owned by `owner` by reference: the connection keeps `owner` alive until the
+    /// kernel has sent them (zero copy for memory the VFS hands out).
+    public func send(_ bytes: UnsafeRawBufferPointer, keepingAlive owner: AnyObject) {
+        guard !bytes.isEmpty else { return }
+        enqueue(Segment(bytes: bytes, owner: owner))
+    }
+
     private func enqueue(_ segment: Segment) {
         if closeRequested {
-            segment.buffer.release()
+            segment.release()
             return
         }
         segments.append(segment)
@@ -230,7 +262,7 @@ public final class Connection {
         var index = segmentHead
         while index < segments.count && count < Self.maxIOVecs {
             let segment = segments[index]
-            iovecs[count] = iovec(iov_base: segment.buffer.base + segment.start, iov_len: segment.end - segment.start)
+            iovecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: segment.base + segment.start), iov_len: segment.end - segment.start)
             count += 1
             index += 1
         }
@@ -253,7 +285,8 @@ public final class Connection {
         while sent > 0 {
             let length = segments[segmentHead].end - segments[segmentHead].start
             if sent >= length {
-                segments[segmentHead].buffer.release()
+                segments[segmentHead].release()
+                segments[segmentHead].object = nil
                 segmentHead += 1
                 sent -= length
             } else {
@@ -324,7 +357,7 @@ public final class Connection {
     /// Releases queued segments the kernel does not hold (everything, when no send is armed).
     private func dropUnsentOutput() {
         guard !sendArmed else { return }
-        for index in segmentHead..<segments.count { segments[index].buffer.release() }
+        for index in segmentHead..<segments.count { segments[index].release() }
         segments.removeAll()
         segmentHead = 0
         queuedBytes = 0
@@ -333,7 +366,7 @@ public final class Connection {
     private func releaseBuffers() {
         receiveBuffer?.release()
         receiveBuffer = nil
-        for index in segmentHead..<segments.count { segments[index].buffer.release() }
+        for index in segmentHead..<segments.count { segments[index].release() }
         segments.removeAll()
         segmentHead = 0
         queuedBytes = 0

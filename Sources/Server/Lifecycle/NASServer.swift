@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import Runtime
+import VFS
 
 /// The running server: the loop group built from the configuration, its endpoints and its
 /// live tuning. Protocol listeners attach here as each protocol lands.
@@ -8,7 +9,8 @@ public final class NASServer: ServerControl, @unchecked Sendable {
     public let configuration: Configuration
     public let source: String
     public let group: LoopGroup
-    public let endpoints: [Endpoint]
+    public private(set) var endpoints: [Endpoint]
+    public let vfs: VirtualFileSystem
     public let rdmaState: String
     private let startedAt = monotonicNanoseconds()
     private let logger: Logger
@@ -49,15 +51,34 @@ public final class NASServer: ServerControl, @unchecked Sendable {
             throw ServerError.startup("cannot start the event loops: \(error)")
         }
 
+        vfs = Mounts.build(configuration, group: group, logger: logger)
+
         let host = server.bind.description
         let display = host.contains(":") ? "[\(host)]" : host
         endpoints = server.ports.filter { $0.port != 0 }.map { entry in
             Endpoint(service: entry.service, address: "\(display):\(entry.port)", served: false)
         }
+        if server.nfsPort != 0 {
+            do {
+                let (nfs, portmap) = try NFSService.start(configuration, vfs: vfs, group: group, logger: logger)
+                markServed(port: server.nfsPort, address: "\(display):\(nfs.port)")
+                if let portmap { markServed(port: server.portmapPort, address: "\(display):\(portmap.port)") }
+            } catch {
+                group.shutdown()
+                throw ServerError.startup("cannot serve NFS on \(display):\(server.nfsPort): \(error)")
+            }
+        }
         for endpoint in endpoints where !endpoint.served {
             logger.notice("\(endpoint.service) on \(endpoint.address): not served by this build yet")
         }
         logger.info("ready: \(group.loops.count) loop(s) on \(group.io.rawValue), configuration \(source)")
+    }
+
+    private func markServed(port: Int, address: String) {
+        if let index = endpoints.firstIndex(where: { $0.address.hasSuffix(":\(port)") && !$0.served }) {
+            endpoints[index].served = true
+            endpoints[index].address = address
+        }
     }
 
     public func status() -> ServerStatus {

@@ -6,7 +6,7 @@
 /// form fits the 64 bytes NFSv3 allows.
 public struct FileHandle: Sendable, Hashable, CustomStringConvertible {
     /// Largest unsigned handle; `HandleSigner.macLength` more bytes make the signed one.
-    public static let capacity = 52
+    public static let capacity = 51
 
     private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
     public private(set) var count: Int = 0

@@ -9,7 +9,7 @@ import Glibc
 /// as the server, die with it) or loads from a file (so linux handles survive restarts).
 public final class HandleSigner: @unchecked Sendable {
     public static let macLength = 12
-    /// Largest signed handle: `FileHandle.capacity + macLength` = 64 bytes (NFSv3's FHSIZE3).
+
     public static let signedCapacity = FileHandle.capacity + macLength
 
     private let key: [UInt8]

@@ -1,0 +1,83 @@
+import ONCRPC
+import Synchronization
+import VFS
+
+/// MOUNT version 3 (RFC 1813 appendix I): hands out export root handles and lists exports.
+public final class MountProgram: RPCProgram, @unchecked Sendable {
+    enum Procedure: UInt32 { case null = 0, mnt, dump, umnt, umntall, export }
+
+    /// mountstat3 values.
+    enum Status: UInt32 {
+        case ok = 0, perm = 1, noent = 2, io = 5, acces = 13, notdir = 20, inval = 22, nametoolong = 63
+    }
+
+    let exports: NFSExports
+    /// Who mounted what, for DUMP (host, directory); informational only, as in every server.
+    private let mounted = Mutex<[(host: String, path: String)]>([])
+
+    public init(exports: NFSExports) {
+        self.exports = exports
+        super.init(number: NFS3.mountProgram, versions: 3...3, name: "MOUNT")
+    }
+
+    public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool {
+        Procedure(rawValue: procedure) != nil
+    }
+
+    public override func serve(_ call: RPCCall, arguments: XDRDecoder, context: RPCContext) async {
+        var arguments = arguments
+        let host = String(context.peer.split(separator: ":").dropLast().joined(separator: ":"))
+        switch Procedure(rawValue: call.procedure) {
+        case .mnt?:
+            guard let path = try? arguments.string(maximum: NFS3.maxPath) else { return context.fail(.garbageArguments) }
+            guard let export = exports.export(named: path) else { return reply(context, .noent) }
+            guard export.admits(context.peer) else { return reply(context, .acces) }
+            let wire = exports.encode(export.root, export: export)
+            mounted.withLock { list in
+                if !list.contains(where: { $0.host == host && $0.path == export.name }) { list.append((host, export.name)) }
+            }
+            context.reply(capacity: 4 + 4 + NFS3.maxHandleSize + 12) { encoder in
+                encoder.uint32(Status.ok.rawValue)
+                encoder.opaque(wire)
+                encoder.uint32(2)  // auth flavours accepted
+                encoder.uint32(RPC.AuthFlavor.sys.rawValue)
+                encoder.uint32(RPC.AuthFlavor.none.rawValue)
+            }
+        case .dump?:
+            let list = mounted.withLock { $0 }
+            let size = list.reduce(8) { $0 + 4 + XDREncoder.opaqueSize($1.host.utf8.count) + XDREncoder.opaqueSize($1.path.utf8.count) }
+            context.reply(capacity: size) { encoder in
+                for entry in list {
+                    encoder.bool(true)
+                    encoder.string(entry.host)
+                    encoder.string(entry.path)
+                }
+                encoder.bool(false)
+            }
+        case .umnt?:
+            guard let path = try? arguments.string(maximum: NFS3.maxPath) else { return context.fail(.garbageArguments) }
+            mounted.withLock { $0.removeAll { $0.host == host && $0.path == path } }
+            context.reply(capacity: 0) { _ in }
+        case .umntall?:
+            mounted.withLock { $0.removeAll { $0.host == host } }
+            context.reply(capacity: 0) { _ in }
+        case .export?:
+            let list = exports.exports
+            let size = list.reduce(8) { $0 + 8 + XDREncoder.opaqueSize($1.name.utf8.count) }
+            context.reply(capacity: size) { encoder in
+                for export in list {
+                    encoder.bool(true)
+                    encoder.string(export.name)
+                    encoder.bool(false)  // no group list: access is decided per address at MNT
+                }
+                encoder.bool(false)
+            }
+        case .null?, nil:
+            context.reply(capacity: 0) { _ in }
+        }
+    }
+
+    private func reply(_ context: RPCContext, _ status: Status) {
+        context.reply(capacity: 4) { $0.uint32(status.rawValue) }
+    }
+}

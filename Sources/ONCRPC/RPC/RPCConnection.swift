@@ -1,0 +1,170 @@
+import Runtime
+
+/// Limits of the RPC transport.
+public struct RPCLimits: Sendable {
+    /// Largest record accepted (all fragments together); larger ones close the connection.
+    public var maxRecordSize: Int
+    public init(maxRecordSize: Int = 4 * 1024 * 1024) { self.maxRecordSize = maxRecordSize }
+}
+
+/// Serves ONC RPC over one TCP connection: record marking (RFC 5531 §11), call header
+/// decoding, credentials, and dispatch to the programs registered on this port. Each call runs
+/// as a task on the connection's loop; the record's receive buffer is retained until the call
+/// has been answered, so arguments (a WRITE's data) are used in place.
+public final class RPCConnection: ConnectionHandler {
+    private let programs: [RPCProgram]
+    private let limits: RPCLimits
+    /// Fragments of a multi-fragment record collected so far (rare: clients send one fragment).
+    private var fragments: [UInt8] = []
+
+    public init(programs: [RPCProgram], limits: RPCLimits) {
+        self.programs = programs
+        self.limits = limits
+    }
+
+    public override func received(_ bytes: ByteSlice, on connection: Connection) -> Int {
+        var consumed = 0
+        let raw = bytes.unsafeBytes
+        while raw.count - consumed >= 4 {
+            let mark = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: consumed, as: UInt32.self))
+            let last = mark & 0x8000_0000 != 0
+            let length = Int(mark & 0x7FFF_FFFF)
+            guard length + fragments.count <= limits.maxRecordSize else {
+                // An oversized record cannot be skipped safely: drop the connection.
+                connection.close(error: 90)  // EMSGSIZE
+                return raw.count
+            }
+            guard raw.count - consumed - 4 >= length else {
+                connection.expect(bytes: length + 4)
+                break
+            }
+            let start = consumed + 4
+            consumed = start + length
+            if !last || !fragments.isEmpty {
+                fragments.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)]))
+                if !last { continue }
+                let record = fragments
+                fragments = []
+                dispatchCopied(record, connection: connection)
+                continue
+            }
+            dispatch(bytes.slice(start..<(start + length)), connection: connection)
+        }
+        return consumed
+    }
+
+    private func dispatchCopied(_ record: [UInt8], connection: Connection) {
+        let block = HeapRecord(record)
+        dispatch(UnsafeRawBufferPointer(start: block.base, count: record.count), owner: .heap(block), connection: connection)
+    }
+
+    private func dispatch(_ slice: ByteSlice, connection: Connection) {
+        dispatch(slice.unsafeBytes, owner: .pooled(slice), connection: connection)
+    }
+
+    /// Keeps a call's record alive; used only on the connection's loop.
+    private enum RecordOwner: @unchecked Sendable {
+        case pooled(ByteSlice)
+        case heap(HeapRecord)
+    }
+
+    private func dispatch(_ record: UnsafeRawBufferPointer, owner: RecordOwner, connection: Connection) {
+        var decoder = XDRDecoder(record)
+        guard let xid = try? decoder.uint32() else { return }
+        guard (try? decoder.uint32()) == RPC.MessageType.call.rawValue else {
+            // Not a call: nothing sensible to answer on a server connection.
+            connection.close(error: 71)  // EPROTO
+            return
+        }
+        let call: RPCCall
+        do throws(XDRError) {
+            let rpcVersion = try decoder.uint32()
+            let program = try decoder.uint32()
+            let version = try decoder.uint32()
+            let procedure = try decoder.uint32()
+            if rpcVersion != RPC.version {
+                RPCContext.writeDenied(connection, xid: xid, auth: nil)
+                return
+            }
+            let auth: RPCAuth
+            switch try readCredentials(&decoder) {
+            case let .success(value): auth = value
+            case let .failure(status):
+                RPCContext.writeDenied(connection, xid: xid, auth: status)
+                return
+            }
+            // Verifier: any flavor, bounded body, ignored.
+            _ = try decoder.uint32()
+            _ = try decoder.opaque(maximum: RPC.maxAuthBody)
+            call = RPCCall(xid: xid, program: program, version: version, procedure: procedure, auth: auth)
+        } catch {
+            RPCContext.writeAccepted(connection, xid: xid, status: .garbageArguments)
+            return
+        }
+        guard let program = programs.first(where: { $0.number == call.program }) else {
+            RPCContext.writeAccepted(connection, xid: xid, status: .programUnavailable)
+            return
+        }
+        guard program.versions.contains(call.version) else {
+            RPCContext.writeAccepted(connection, xid: xid, status: .programMismatch, low: program.versions.lowerBound, high: program.versions.upperBound)
+            return
+        }
+        guard program.hasProcedure(call.procedure, version: call.version) else {
+            RPCContext.writeAccepted(connection, xid: xid, status: .procedureUnavailable)
+            return
+        }
+        let context = RPCContext(connection: connection, call: call)
+        if call.procedure == 0 {
+            // NULL: answered at once, no task.
+            context.reply(capacity: 0) { _ in }
+            return
+        }
+        if case let .pooled(slice) = owner { slice.retain() }
+        let arguments = decoder
+        Task(executorPreference: connection.loop) {
+            await program.serve(call, arguments: arguments, context: context)
+            if case let .pooled(slice) = owner { slice.release() }
+            withExtendedLifetime(owner) {}
+        }
+    }
+
+    /// AUTH_NONE or AUTH_SYS (RFC 5531 appendix A); anything else is rejected as too weak.
+    private func readCredentials(_ decoder: inout XDRDecoder) throws(XDRError) -> Result<RPCAuth, RPC.AuthStatus> {
+        let flavor = try decoder.uint32()
+        let body = try decoder.opaque(maximum: RPC.maxAuthBody)
+        switch flavor {
+        case RPC.AuthFlavor.none.rawValue:
+            return .success(.none)
+        case RPC.AuthFlavor.sys.rawValue:
+            var sys = XDRDecoder(body)
+            do throws(XDRError) {
+                _ = try sys.uint32()  // stamp
+                let machine = try sys.string(maximum: 255)
+                let uid = try sys.uint32()
+                let gid = try sys.uint32()
+                let count = Int(try sys.uint32())
+                guard count <= 16 else { return .failure(.badCredentials) }
+                var groups: [UInt32] = []
+                groups.reserveCapacity(count)
+                for _ in 0..<count { groups.append(try sys.uint32()) }
+                return .success(.sys(uid: uid, gid: gid, groups: groups, machine: machine))
+            } catch {
+                return .failure(.badCredentials)
+            }
+        default:
+            return .failure(.tooWeak)
+        }
+    }
+}
+
+/// A record assembled from several fragments, kept alive while its call runs.
+final class HeapRecord: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+
+    init(_ bytes: [UInt8]) {
+        base = .allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        bytes.withUnsafeBytes { if !$0.isEmpty { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+    }
+
+    deinit { base.deallocate() }
+}

@@ -1,0 +1,78 @@
+import Logging
+import NFS3
+import ONCRPC
+import Runtime
+import VFS
+
+/// NFSv3 with MOUNT and portmap on `server.nfs_port`, and portmap alone on
+/// `server.portmap_port` when it is set.
+enum NFSService {
+    static func exports(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) -> NFSExports {
+        var list: [NFSExport] = []
+        for (index, settings) in configuration.exports.enumerated() {
+            guard index < 255 else {
+                logger.warning("exports: only the first 255 exports are served (\(settings.name) and later are not)")
+                break
+            }
+            let path = settings.path
+            let root: FileHandle
+            do {
+                root = try runOnLoop(group.loops[0]) { try await vfs.resolve(path).0 }
+            } catch {
+                logger.warning("export \(settings.name): \(path) cannot be resolved (\(error)); not exported")
+                continue
+            }
+            let squash: ExportSquash
+            switch settings.squash {
+            case .none: squash = .none
+            case .root: squash = .root
+            case .all: squash = .all
+            }
+            let admits: @Sendable (String) -> Bool = { peer in
+                guard let address = IPAddress(hostPart(of: peer)) else { return false }
+                return settings.admits(address)
+            }
+            list.append(NFSExport(id: UInt8(index + 1), name: settings.name, root: root, readOnly: settings.readOnly, squash: squash,
+                                  anonymousUID: settings.anonUID, anonymousGID: settings.anonGID, admits: admits))
+        }
+        return NFSExports(list, signer: HandleSigner.random())
+    }
+
+    /// "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1".
+    static func hostPart(of peer: String) -> String {
+        if peer.hasPrefix("["), let end = peer.firstIndex(of: "]") {
+            return String(peer[peer.index(after: peer.startIndex)..<end])
+        }
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        return String(peer[..<colon])
+    }
+
+    /// Starts the listeners; returns the bound NFS port and the portmap port (0 if none).
+    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(RuntimeError) -> (nfs: Listener, portmap: Listener?) {
+        let exports = exports(configuration, vfs: vfs, group: group, logger: logger)
+        let nfs = NFS3Program(vfs: vfs, exports: exports)
+        let mount = MountProgram(exports: exports)
+        let host = configuration.server.bind.description
+        let limits = RPCLimits()
+        // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
+        let portmap = Portmap()
+        let listener = try group.listen(host: host, port: configuration.server.nfsPort) { _ in
+            RPCConnection(programs: [nfs, mount, portmap], limits: limits)
+        }
+        let port = UInt32(listener.port)
+        portmap.mappings = [
+            PortMapping(program: Portmap.programNumber, version: 2, port: port),
+            PortMapping(program: NFS3.program, version: 3, port: port),
+            PortMapping(program: NFS3.mountProgram, version: 3, port: port),
+        ]
+        var portmapListener: Listener?
+        if configuration.server.portmapPort != 0 {
+            portmapListener = try group.listen(host: host, port: configuration.server.portmapPort) { _ in
+                RPCConnection(programs: [portmap], limits: limits)
+            }
+        }
+        logger.info("NFSv3, MOUNT v3 and portmap v2 on \(listener.boundAddress); \(exports.exports.count) export(s): \(exports.exports.map(\.name).joined(separator: ", "))")
+        return (listener, portmapListener)
+    }
+}
+
