@@ -12,11 +12,13 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
     }
 
     let exports: NFSExports
+    let vfs: VirtualFileSystem
     /// Who mounted what, for DUMP (host, directory); informational only, as in every server.
     private let mounted = Mutex<[(host: String, path: String)]>([])
 
-    public init(exports: NFSExports) {
+    public init(exports: NFSExports, vfs: VirtualFileSystem) {
         self.exports = exports
+        self.vfs = vfs
         super.init(number: NFS3.mountProgram, versions: 3...3, name: "MOUNT")
     }
 
@@ -30,9 +32,21 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
         switch Procedure(rawValue: call.procedure) {
         case .mnt?:
             guard let path = try? arguments.string(maximum: NFS3.maxPath) else { return context.fail(.garbageArguments) }
-            guard let export = exports.export(named: path) else { return reply(context, .noent) }
+            guard let (export, rest) = exports.export(containing: path) else { return reply(context, .noent) }
             guard export.admits(context.peer) else { return reply(context, .acces) }
-            let wire = exports.encode(export.root, export: export)
+            // A directory below the export root may be mounted too (as with knfsd).
+            var handle = export.root
+            let credentials = export.credentials(for: call.auth)
+            for component in rest {
+                do {
+                    let (next, attributes) = try await vfs.lookup(handle, name: component, mask: [.type], credentials: credentials)
+                    guard attributes.type == .directory else { return reply(context, .notdir) }
+                    handle = next
+                } catch {
+                    return reply(context, Self.status(error))
+                }
+            }
+            let wire = exports.encode(handle, export: export)
             mounted.withLock { list in
                 if !list.contains(where: { $0.host == host && $0.path == export.name }) { list.append((host, export.name)) }
             }
@@ -74,6 +88,17 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
             }
         case .null?, nil:
             context.reply(capacity: 0) { _ in }
+        }
+    }
+
+    static func status(_ error: VFSError) -> Status {
+        switch error {
+        case .notFound: .noent
+        case .accessDenied, .notPermitted: .acces
+        case .notDirectory: .notdir
+        case .nameTooLong: .nametoolong
+        case .invalid: .inval
+        default: .io
         }
     }
 

@@ -66,6 +66,22 @@ public final class NFSExports: Sendable {
         return exports.first { $0.name == trimmed }
     }
 
+    /// The export a MOUNT path falls in (the longest export name that is the path or a parent
+    /// of it) and the path components below the export's root.
+    public func export(containing path: String) -> (NFSExport, [String])? {
+        let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard !components.contains(".."), !components.contains(".") else { return nil }
+        var best: (NFSExport, Int)?
+        for export in exports {
+            let exportComponents = export.name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            if components.starts(with: exportComponents), exportComponents.count >= (best?.1 ?? -1) {
+                best = (export, exportComponents.count)
+            }
+        }
+        guard let (export, depth) = best else { return nil }
+        return (export, Array(components.dropFirst(depth)))
+    }
+
     /// The wire form of `handle` under `export`.
     public func encode(_ handle: FileHandle, export: NFSExport) -> [UInt8] {
         [export.id] + signer.sign(handle, export: UInt32(export.id))

@@ -51,7 +51,7 @@ enum NFSService {
     static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(RuntimeError) -> (nfs: Listener, portmap: Listener?) {
         let exports = exports(configuration, vfs: vfs, group: group, logger: logger)
         let nfs = NFS3Program(vfs: vfs, exports: exports)
-        let mount = MountProgram(exports: exports)
+        let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
         let limits = RPCLimits()
         // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
