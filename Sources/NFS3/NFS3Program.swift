@@ -54,6 +54,12 @@ public final class NFS3Program: RPCProgram, @unchecked Sendable {
         Procedure(rawValue: procedure) != nil
     }
 
+    /// Everything that changes state goes through the duplicate-request cache (COMMIT too: it
+    /// is harmless to repeat, but cheap to cache and keeps the verifier of the first answer).
+    public override func isNonIdempotent(_ procedure: UInt32, version: UInt32) -> Bool {
+        Procedure(rawValue: procedure)?.mutates ?? false
+    }
+
     public override func serve(_ call: RPCCall, arguments: XDRDecoder, context: RPCContext) async {
         guard let procedure = Procedure(rawValue: call.procedure) else { return context.fail(.procedureUnavailable) }
         var request = NFS3Request(call: call, arguments: arguments, context: context, program: self)

@@ -302,3 +302,32 @@ def test_streaming_write_keeps_memory_flat(server, tmp_path):
     grown = rss_bytes(server.proc.pid) - before
     # memfs keeps the file itself in memory (256 MiB); beyond that, buffers must not grow.
     assert grown < (256 + 64) * 1024 * 1024, f"RSS grew by {grown / 1048576:.0f} MiB"
+
+
+def test_duplicate_request_cache_replays_non_idempotent_replies(server):
+    """A retransmitted REMOVE (same xid, even on a new connection) gets the first reply, not NOENT."""
+    client = NFS(server.port)
+    try:
+        client.create(client.root, "once")
+        root = client.root
+    finally:
+        client.close()
+
+    def xdr_opaque(data):
+        return struct.pack(">I", len(data)) + data + b"\0" * ((4 - len(data) % 4) % 4)
+
+    cred = struct.pack(">I", 1) + xdr_opaque(b"test") + struct.pack(">III", 0, 0, 0)
+    call = record(rpc_call(0x5151, 100003, 3, 12, xdr_opaque(root) + xdr_opaque(b"once"), cred_flavor=1, cred=cred))
+    with raw_connection(server.port) as s:
+        s.sendall(call)
+        first = read_record(s)
+    with raw_connection(server.port) as s:
+        s.sendall(call)
+        second = read_record(s)
+    assert struct.unpack(">I", first[24:28])[0] == NFS3_OK
+    assert second == first
+    # A new xid really executes again, and now the file is gone.
+    fresh = record(rpc_call(0x5152, 100003, 3, 12, xdr_opaque(root) + xdr_opaque(b"once"), cred_flavor=1, cred=cred))
+    with raw_connection(server.port) as s:
+        s.sendall(fresh)
+        assert struct.unpack(">I", read_record(s)[24:28])[0] == NOENT

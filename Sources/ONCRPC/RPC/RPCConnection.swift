@@ -14,12 +14,14 @@ public struct RPCLimits: Sendable {
 public final class RPCConnection: ConnectionHandler {
     private let programs: [RPCProgram]
     private let limits: RPCLimits
+    private let cache: DuplicateRequestCache?
     /// Fragments of a multi-fragment record collected so far (rare: clients send one fragment).
     private var fragments: [UInt8] = []
 
-    public init(programs: [RPCProgram], limits: RPCLimits) {
+    public init(programs: [RPCProgram], limits: RPCLimits, cache: DuplicateRequestCache? = nil) {
         self.programs = programs
         self.limits = limits
+        self.cache = cache
     }
 
     public override func received(_ bytes: ByteSlice, on connection: Connection) -> Int {
@@ -113,7 +115,22 @@ public final class RPCConnection: ConnectionHandler {
             RPCContext.writeAccepted(connection, xid: xid, status: .procedureUnavailable)
             return
         }
-        let context = RPCContext(connection: connection, call: call)
+        var cached: (DuplicateRequestCache, DuplicateRequestCache.Key)?
+        if let cache, program.isNonIdempotent(call.procedure, version: call.version) {
+            let key = DuplicateRequestCache.Key(host: Self.host(of: connection.peer), xid: xid, program: call.program,
+                                                version: call.version, procedure: call.procedure, length: record.count,
+                                                checksum: DuplicateRequestCache.checksum(record))
+            switch cache.begin(key) {
+            case .execute:
+                cached = (cache, key)
+            case .inProgress:
+                return
+            case let .replay(reply):
+                if !reply.isEmpty { reply.withUnsafeBytes { connection.write($0) } }
+                return
+            }
+        }
+        let context = RPCContext(connection: connection, call: call, cache: cached)
         if call.procedure == 0 {
             // NULL: answered at once, no task.
             context.reply(capacity: 0) { _ in }
@@ -126,6 +143,12 @@ public final class RPCConnection: ConnectionHandler {
             if case let .pooled(slice) = owner { slice.release() }
             withExtendedLifetime(owner) {}
         }
+    }
+
+    /// The address without the port: retransmissions may come from a new connection.
+    static func host(of peer: String) -> String {
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        return String(peer[..<colon])
     }
 
     /// AUTH_NONE or AUTH_SYS (RFC 5531 appendix A); anything else is rejected as too weak.

@@ -14,6 +14,10 @@ open class RPCProgram: @unchecked Sendable {
         self.name = name
     }
 
+    /// Whether a call changes state so that executing it twice differs from once; such calls
+    /// replies go to the duplicate-request cache.
+    open func isNonIdempotent(_ procedure: UInt32, version: UInt32) -> Bool { false }
+
     /// Whether `procedure` exists in `version` (PROC_UNAVAIL otherwise).
     open func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool { procedure == 0 }
 
@@ -30,6 +34,14 @@ open class RPCProgram: @unchecked Sendable {
 public struct RPCContext: @unchecked Sendable {
     public let connection: Connection
     public let call: RPCCall
+    /// Where to keep this call's reply, for non-idempotent calls.
+    let cache: (DuplicateRequestCache, DuplicateRequestCache.Key)?
+
+    init(connection: Connection, call: RPCCall, cache: (DuplicateRequestCache, DuplicateRequestCache.Key)? = nil) {
+        self.connection = connection
+        self.call = call
+        self.cache = cache
+    }
     /// The client's address as "ip:port".
     public var peer: String { connection.peer }
 
@@ -44,6 +56,9 @@ public struct RPCContext: @unchecked Sendable {
             RPCContext.acceptedHeader(&encoder, xid: call.xid, status: .success)
             body(&encoder)
             encoder.patch(0x8000_0000 | UInt32(encoder.offset - 4), at: mark)
+            if let (cache, key) = cache {
+                cache.finish(key, reply: Array(UnsafeRawBufferPointer(rebasing: buffer[0..<encoder.offset])))
+            }
             return encoder.offset
         }
     }
@@ -71,6 +86,8 @@ public struct RPCContext: @unchecked Sendable {
     /// An accepted reply with an error status (PROG_UNAVAIL, PROC_UNAVAIL, GARBAGE_ARGS, ...).
     public func fail(_ status: RPC.AcceptStatus, low: UInt32 = 0, high: UInt32 = 0) {
         RPCContext.writeAccepted(connection, xid: call.xid, status: status, low: low, high: high)
+        // Errors are not worth replaying, but the call must not stay "in progress" forever.
+        if let (cache, key) = cache { cache.finish(key, reply: []) }
     }
 
     static func acceptedHeader(_ encoder: inout XDREncoder, xid: UInt32, status: RPC.AcceptStatus) {

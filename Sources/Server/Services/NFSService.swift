@@ -56,8 +56,9 @@ enum NFSService {
         let limits = RPCLimits()
         // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
         let portmap = Portmap()
+        let cache = DuplicateRequestCache()
         let listener = try group.listen(host: host, port: configuration.server.nfsPort) { _ in
-            RPCConnection(programs: [nfs, mount, portmap], limits: limits)
+            RPCConnection(programs: [nfs, mount, portmap], limits: limits, cache: cache)
         }
         let port = UInt32(listener.port)
         portmap.mappings = [
