@@ -20,10 +20,46 @@ public struct LoopRow: Sendable, Equatable {
     public var bytesOutPerSecond: Double
 }
 
+/// One protocol or operation over the last interval.
+public struct OperationRow: Sendable, Equatable {
+    public var name: String
+    public var operationsPerSecond: Double
+    public var bytesPerSecond: Double
+    public var errorsPerSecond: Double
+    /// Latency percentiles over the interval, in nanoseconds (0 when nothing happened).
+    public var p50: UInt64
+    public var p99: UInt64
+    public var p999: UInt64
+    public var maximum: UInt64
+    /// Operations since start.
+    public var total: UInt64
+
+    init(name: String, now: OperationCounters, before: OperationCounters?, seconds: Double) {
+        self.name = name
+        let earlier = before ?? OperationCounters()
+        let interval = now.latency.subtracting(earlier.latency)
+        operationsPerSecond = Double(now.count &- earlier.count) / seconds
+        bytesPerSecond = Double(now.bytes &- earlier.bytes) / seconds
+        errorsPerSecond = Double(now.errors &- earlier.errors) / seconds
+        p50 = interval.percentile(0.5)
+        p99 = interval.percentile(0.99)
+        p999 = interval.percentile(0.999)
+        maximum = interval.maximum
+        total = now.count
+    }
+}
+
+/// A protocol's total row and its per-operation rows.
+public struct ProtocolRow: Sendable, Equatable {
+    public var total: OperationRow
+    public var operations: [OperationRow]
+}
+
 /// What the console shows, derived from consecutive server statuses.
 public struct ConsoleModel: Sendable {
     public private(set) var current: ServerStatus
     public private(set) var rows: [LoopRow] = []
+    public private(set) var protocolRows: [ProtocolRow] = []
     /// Process CPU use over the last interval, in CPUs (1.0 = one core busy).
     public private(set) var cpuUse: Double = 0
 
@@ -36,8 +72,22 @@ public struct ConsoleModel: Sendable {
         let previous = current
         current = next
         rows = Self.rows(from: previous, to: next)
+        protocolRows = Self.protocolRows(from: previous, to: next)
         let wall = Double(next.takenAt &- previous.takenAt)
         cpuUse = wall > 0 ? Double(next.process.cpuNanoseconds &- previous.process.cpuNanoseconds) / wall : 0
+    }
+
+    static func protocolRows(from old: ServerStatus, to new: ServerStatus) -> [ProtocolRow] {
+        let seconds = max(Double(new.takenAt &- old.takenAt) / 1e9, 1e-9)
+        return new.protocols.map { snapshot in
+            let before = old.protocols.first { $0.protocolName == snapshot.protocolName }
+            let operations = snapshot.operations.indices.map { index in
+                OperationRow(name: snapshot.operationNames[index], now: snapshot.operations[index],
+                             before: before.flatMap { index < $0.operations.count ? $0.operations[index] : nil }, seconds: seconds)
+            }
+            return ProtocolRow(total: OperationRow(name: snapshot.protocolName, now: snapshot.total, before: before?.total, seconds: seconds),
+                               operations: operations)
+        }
     }
 
     static func rows(from old: ServerStatus, to new: ServerStatus) -> [LoopRow] {
@@ -106,6 +156,17 @@ enum Format {
         if text.count >= width { return String(text.prefix(width)) }
         let fill = String(repeating: " ", count: width - text.count)
         return right ? fill + text : text + fill
+    }
+
+    /// A latency: "850ns", "12.3µs", "4.1ms", "1.20s"; "-" when nothing was measured.
+    static func latency(_ nanoseconds: UInt64) -> String {
+        switch nanoseconds {
+        case 0: return "-"
+        case ..<1_000: return "\(nanoseconds)ns"
+        case ..<1_000_000: return fixed(Double(nanoseconds) / 1e3, nanoseconds < 100_000 ? 1 : 0) + "µs"
+        case ..<1_000_000_000: return fixed(Double(nanoseconds) / 1e6, nanoseconds < 100_000_000 ? 1 : 0) + "ms"
+        default: return fixed(Double(nanoseconds) / 1e9, 2) + "s"
+        }
     }
 
     static func spin(_ nanoseconds: Int) -> String {

@@ -12,6 +12,8 @@ public final class FullScreenConsole<Control: ServerControl> {
     private var model: ConsoleModel
     private var paused = false
     private var showHelp = false
+    /// Show one row per operation under each protocol.
+    private var expanded = false
     private var message = ""
 
     public init(control: Control, interval: Double) {
@@ -86,6 +88,9 @@ public final class FullScreenConsole<Control: ServerControl> {
         case Int32(UInt8(ascii: " ")):
             paused.toggle()
             message = paused ? "paused (space resumes)" : "resumed"
+        case Int32(UInt8(ascii: "e")):
+            expanded.toggle()
+            message = expanded ? "showing every operation (e collapses)" : "showing protocol totals (e expands)"
         case Int32(UInt8(ascii: "h")), Int32(UInt8(ascii: "?")):
             showHelp.toggle()
         case KEY_RESIZE:
@@ -151,10 +156,33 @@ public final class FullScreenConsole<Control: ServerControl> {
         put(y, 1, "delegation  \(d.threads) threads  \(d.busy) busy  \(d.queued) queued  \(d.completed) done   rdma: \(status.rdma)")
         y += 1
 
-        rule(y, "Protocols", trailing: "", width: width)
+        rule(y, "Protocols", trailing: expanded ? "e: totals" : "e: per operation", width: width)
         y += 1
-        put(y, 1, "NFSv3 · NFSv4 · SMB · S3: no protocol is served by this build yet", attributes: dmanoel_a_dim())
+        put(y, 0, " PROTOCOL/OP       OPS/s     MB/s    p50     p99   p99.9     MAX  ERR/s    TOTAL", attributes: dmanoel_a_bold())
         y += 1
+        if model.protocolRows.isEmpty {
+            put(y, 1, "no protocol traffic yet", attributes: dmanoel_a_dim())
+            y += 1
+        }
+        let protocolRoom = max(1, height - y - 6)
+        var protocolLines: [(OperationRow, Bool)] = []
+        for row in model.protocolRows {
+            protocolLines.append((row.total, true))
+            if expanded { for op in row.operations where op.total > 0 { protocolLines.append((op, false)) } }
+        }
+        for (row, isTotal) in protocolLines.prefix(protocolRoom) {
+            let name = isTotal ? row.name : "  " + row.name
+            let text = Format.pad(name, 14, right: false) + Format.pad(Format.count(row.operationsPerSecond), 9)
+                + Format.pad(Format.fixed(row.bytesPerSecond / 1e6, 1), 9) + Format.pad(Format.latency(row.p50), 7)
+                + Format.pad(Format.latency(row.p99), 8) + Format.pad(Format.latency(row.p999), 8)
+                + Format.pad(Format.latency(row.maximum), 8) + Format.pad(Format.count(row.errorsPerSecond), 7)
+                + Format.pad(Format.count(Double(row.total)), 9)
+            put(y, 1, text, attributes: isTotal ? dmanoel_a_bold() : 0)
+            if row.p99 > 10_000_000 {
+                put(y, 1 + 14 + 9 + 9 + 7, Format.pad(Format.latency(row.p99), 8), attributes: dmanoel_color_pair(4))
+            }
+            y += 1
+        }
 
         rule(y, "Log", trailing: "", width: width)
         y += 1
@@ -167,7 +195,7 @@ public final class FullScreenConsole<Control: ServerControl> {
         }
 
         if !message.isEmpty { put(height - 2, 1, String(message.prefix(width - 2)), attributes: dmanoel_color_pair(3)) }
-        put(height - 1, 0, Format.pad(" q quit  p poll mode  +/- spin  d/D delegation  [/] refresh  space pause  h help", width, right: false),
+        put(height - 1, 0, Format.pad(" q quit  p poll  +/- spin  d/D delegation  [/] refresh  e ops  space pause  h help", width, right: false),
             attributes: dmanoel_color_pair(5))
         if showHelp { drawHelp(width: width, height: height) }
         refresh()
@@ -182,6 +210,7 @@ public final class FullScreenConsole<Control: ServerControl> {
             "  d / D    delegation threads: one fewer / one more",
             "  [ / ]    refresh interval: halve / double (0.1 s to 10 s)",
             "  space    pause or resume the display",
+            "  e        protocol rows: totals / one row per operation",
             "  h or ?   this help",
             "",
             "MODE: POLL = spinning on its queues, EVENT = asleep in the kernel.",

@@ -15,6 +15,10 @@ public enum PlainConsole {
             text += "/\(Format.count(row.passesPerSecond))pass/s/\(Format.count(row.completionsPerSecond))cq/s"
             text += "/\(Format.count(row.wakeupsPerSecond))wake/s/in\(Format.bytes(row.bytesInPerSecond))/out\(Format.bytes(row.bytesOutPerSecond))"
         }
+        for row in model.protocolRows {
+            let name = row.total.name.lowercased()
+            text += " \(name)=\(Format.count(row.total.operationsPerSecond))op/s/p50:\(Format.latency(row.total.p50))/p99:\(Format.latency(row.total.p99))"
+        }
         text += " delegation=\(status.delegation.busy)/\(status.delegation.threads)busy,\(status.delegation.queued)queued"
         return text
     }

@@ -19,7 +19,8 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
     public init(exports: NFSExports, vfs: VirtualFileSystem) {
         self.exports = exports
         self.vfs = vfs
-        super.init(number: NFS3.mountProgram, versions: 3...3, name: "MOUNT")
+        super.init(number: NFS3.mountProgram, versions: 3...3, name: "MOUNT",
+                   procedureNames: ["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"])
     }
 
     public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool {
@@ -103,6 +104,6 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
     }
 
     private func reply(_ context: RPCContext, _ status: Status) {
-        context.reply(capacity: 4) { $0.uint32(status.rawValue) }
+        context.reply(capacity: 4, failed: status != .ok) { $0.uint32(status.rawValue) }
     }
 }

@@ -30,6 +30,8 @@ public final class NFS3Program: RPCProgram, @unchecked Sendable {
             }
         }
 
+        var name: String { String(describing: self).uppercased() }
+
         var mutates: Bool {
             switch self {
             case .setattr, .write, .create, .mkdir, .symlink, .mknod, .remove, .rmdir, .rename, .link, .commit: true
@@ -47,7 +49,7 @@ public final class NFS3Program: RPCProgram, @unchecked Sendable {
         self.vfs = vfs
         self.exports = exports
         writeVerifier = UInt64.random(in: 1...UInt64.max)
-        super.init(number: NFS3.program, versions: 3...3, name: "NFSv3")
+        super.init(number: NFS3.program, versions: 3...3, name: "NFSv3", procedureNames: Procedure.allCases.map(\.name))
     }
 
     public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool {
@@ -94,7 +96,7 @@ public final class NFS3Program: RPCProgram, @unchecked Sendable {
                 context.fail(.garbageArguments)
             case let .status(status):
                 let words = procedure.failureWords
-                context.reply(capacity: 4 + words * 4) { encoder in
+                context.reply(capacity: 4 + words * 4, failed: true) { encoder in
                     encoder.uint32(status.rawValue)
                     for _ in 0..<words { encoder.bool(false) }
                 }

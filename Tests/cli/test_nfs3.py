@@ -331,3 +331,31 @@ def test_duplicate_request_cache_replays_non_idempotent_replies(server):
     with raw_connection(server.port) as s:
         s.sendall(fresh)
         assert struct.unpack(">I", read_record(s)[24:28])[0] == NOENT
+
+
+def test_per_procedure_statistics_reach_the_status_line(nas_bin, tmp_path):
+    """NFS traffic shows up as per-protocol rates and latencies in `serve --plain`."""
+    config, port = nfs_config(tmp_path)
+    proc = subprocess.Popen([str(nas_bin), "serve", "--plain", "--interval", "0.3", "--config", str(config),
+                             "--log-file", str(tmp_path / "log")], stdout=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()
+        client = NFS(port)
+        try:
+            seen = None
+            for _ in range(40):
+                for _ in range(200):
+                    client.nfs.getattr(client.root, ROOT)
+                line = proc.stdout.readline()
+                fields = dict(f.split("=", 1) for f in line.split())
+                if "nfsv3" in fields and not fields["nfsv3"].startswith("0op/s"):
+                    seen = fields["nfsv3"]
+                    break
+        finally:
+            client.close()
+        assert seen is not None, "no NFSv3 rate in the status line"
+        rate, p50, p99 = seen.split("/")[0], seen.split("/")[2], seen.split("/")[3]
+        assert rate.endswith("op") and p50.startswith("p50:") and p50 != "p50:-" and p99.startswith("p99:")
+    finally:
+        proc.send_signal(15)
+        assert proc.wait(timeout=15) == 0

@@ -19,7 +19,7 @@ extension NFS3Program {
             }
         } catch {
             let directoryAttributes = await request.attributes(directory)
-            request.context.reply(capacity: 4 + NFS3XDR.postOpSize) { encoder in
+            request.context.reply(capacity: 4 + NFS3XDR.postOpSize, failed: true) { encoder in
                 encoder.uint32(NFS3Status(error).rawValue)
                 NFS3XDR.postOp(&encoder, directoryAttributes)
             }

@@ -24,7 +24,7 @@ extension NFS3Program {
             }, data: data, dataCount: result.count)
         } catch {
             let attributes = await request.attributes(handle)
-            request.context.reply(capacity: 4 + NFS3XDR.postOpSize) { encoder in
+            request.context.reply(capacity: 4 + NFS3XDR.postOpSize, failed: true) { encoder in
                 encoder.uint32(NFS3Status(error).rawValue)
                 NFS3XDR.postOp(&encoder, attributes)
             }

@@ -19,7 +19,7 @@ extension NFS3Program {
             }
         } catch {
             let after = await request.attributes(handle)
-            request.context.reply(capacity: 4 + NFS3XDR.wccSize) { encoder in
+            request.context.reply(capacity: 4 + NFS3XDR.wccSize, failed: true) { encoder in
                 encoder.uint32(NFS3Status(error).rawValue)
                 NFS3XDR.preOp(&encoder, nil)
                 NFS3XDR.postOp(&encoder, after)

@@ -17,7 +17,7 @@ extension NFS3Program {
         do {
             let result = try await vfs.write(handle, offset: offset, data: UnsafeRawBufferPointer(rebasing: data[0..<count]),
                                              stability: stability, credentials: credentials)
-            request.context.reply(capacity: 4 + NFS3XDR.wccSize + 16) { encoder in
+            request.context.reply(capacity: 4 + NFS3XDR.wccSize + 16, bytes: result.count) { encoder in
                 encoder.uint32(NFS3Status.ok.rawValue)
                 NFS3XDR.wcc(&encoder, before: result.before, after: result.after)
                 encoder.uint32(UInt32(result.count))
@@ -26,7 +26,7 @@ extension NFS3Program {
             }
         } catch {
             let after = await request.attributes(handle)
-            request.context.reply(capacity: 4 + NFS3XDR.wccSize) { encoder in
+            request.context.reply(capacity: 4 + NFS3XDR.wccSize, failed: true) { encoder in
                 encoder.uint32(NFS3Status(error).rawValue)
                 NFS3XDR.preOp(&encoder, nil)
                 NFS3XDR.postOp(&encoder, after)

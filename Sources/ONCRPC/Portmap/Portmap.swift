@@ -32,7 +32,8 @@ public final class Portmap: RPCProgram, @unchecked Sendable {
 
     public init(mappings: [PortMapping] = []) {
         table = Mutex(mappings)
-        super.init(number: Self.programNumber, versions: 2...2, name: "portmap")
+        super.init(number: Self.programNumber, versions: 2...2, name: "portmap",
+                   procedureNames: ["NULL", "SET", "UNSET", "GETPORT", "DUMP"])
     }
 
     public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool {

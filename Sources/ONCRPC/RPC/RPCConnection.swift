@@ -17,6 +17,8 @@ public final class RPCConnection: ConnectionHandler {
     private let cache: DuplicateRequestCache?
     /// Fragments of a multi-fragment record collected so far (rare: clients send one fragment).
     private var fragments: [UInt8] = []
+    /// Each program's counters on this connection's loop, looked up once.
+    private var stats: [ProtocolStats?] = []
 
     public init(programs: [RPCProgram], limits: RPCLimits, cache: DuplicateRequestCache? = nil) {
         self.programs = programs
@@ -130,7 +132,9 @@ public final class RPCConnection: ConnectionHandler {
                 return
             }
         }
-        let context = RPCContext(connection: connection, call: call, cache: cached)
+        let programIndex = programs.firstIndex { $0 === program }!
+        if stats.isEmpty { stats = programs.map { connection.loop.protocolStats($0.name, operations: $0.procedureNames) } }
+        let context = RPCContext(connection: connection, call: call, cache: cached, stats: stats[programIndex])
         if call.procedure == 0 {
             // NULL: answered at once, no task.
             context.reply(capacity: 0) { _ in }

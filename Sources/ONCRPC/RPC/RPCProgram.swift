@@ -8,10 +8,14 @@ open class RPCProgram: @unchecked Sendable {
     public let versions: ClosedRange<UInt32>
     public let name: String
 
-    public init(number: UInt32, versions: ClosedRange<UInt32>, name: String) {
+    /// Procedure names indexed by number, for the per-operation statistics.
+    public let procedureNames: [String]
+
+    public init(number: UInt32, versions: ClosedRange<UInt32>, name: String, procedureNames: [String] = ["NULL"]) {
         self.number = number
         self.versions = versions
         self.name = name
+        self.procedureNames = procedureNames
     }
 
     /// Whether a call changes state so that executing it twice differs from once; such calls
@@ -36,11 +40,21 @@ public struct RPCContext: @unchecked Sendable {
     public let call: RPCCall
     /// Where to keep this call's reply, for non-idempotent calls.
     let cache: (DuplicateRequestCache, DuplicateRequestCache.Key)?
+    /// The program's counters on this loop, and when the call arrived.
+    let stats: ProtocolStats?
+    let started: UInt64
 
-    init(connection: Connection, call: RPCCall, cache: (DuplicateRequestCache, DuplicateRequestCache.Key)? = nil) {
+    init(connection: Connection, call: RPCCall, cache: (DuplicateRequestCache, DuplicateRequestCache.Key)? = nil, stats: ProtocolStats? = nil) {
         self.connection = connection
         self.call = call
         self.cache = cache
+        self.stats = stats
+        started = stats == nil ? 0 : monotonicNanoseconds()
+    }
+
+    @inline(__always)
+    private func record(bytes: Int, error: Bool) {
+        stats?.record(Int(call.procedure), nanoseconds: monotonicNanoseconds() &- started, bytes: bytes, error: error)
     }
     /// The client's address as "ip:port".
     public var peer: String { connection.peer }
@@ -48,8 +62,11 @@ public struct RPCContext: @unchecked Sendable {
     /// Space for the record mark and the accepted-reply header (xid, type, stat, verifier, stat).
     static let headerSize = 4 + 24
 
-    /// Sends a successful reply whose results `body` encodes (at most `capacity` bytes).
-    public func reply(capacity: Int, _ body: (inout XDREncoder) -> Void) {
+    /// Sends a successful RPC reply whose results `body` encodes (at most `capacity` bytes).
+    /// `failed` marks a protocol-level error status (counted as an error), `bytes` the payload
+    /// moved (for throughput).
+    public func reply(capacity: Int, failed: Bool = false, bytes: Int = 0, _ body: (inout XDREncoder) -> Void) {
+        defer { record(bytes: bytes, error: failed) }
         connection.write(capacity: Self.headerSize + capacity) { buffer in
             var encoder = XDREncoder(buffer)
             let mark = encoder.reserveUInt32()
@@ -67,6 +84,7 @@ public struct RPCContext: @unchecked Sendable {
     /// copy): `header` encodes everything up to and including the opaque's length word, `data`
     /// (totalling `dataCount` bytes) follows as gathered iovecs, then the XDR padding.
     public func reply(capacity: Int, header: (inout XDREncoder) -> Void, data: [(UnsafeRawBufferPointer, AnyObject)], dataCount: Int) {
+        defer { record(bytes: dataCount, error: false) }
         let padding = (4 - dataCount % 4) % 4
         connection.write(capacity: Self.headerSize + capacity) { buffer in
             var encoder = XDREncoder(buffer)
@@ -85,6 +103,7 @@ public struct RPCContext: @unchecked Sendable {
 
     /// An accepted reply with an error status (PROG_UNAVAIL, PROC_UNAVAIL, GARBAGE_ARGS, ...).
     public func fail(_ status: RPC.AcceptStatus, low: UInt32 = 0, high: UInt32 = 0) {
+        record(bytes: 0, error: true)
         RPCContext.writeAccepted(connection, xid: call.xid, status: status, low: low, high: high)
         // Errors are not worth replaying, but the call must not stay "in progress" forever.
         if let (cache, key) = cache { cache.finish(key, reply: []) }

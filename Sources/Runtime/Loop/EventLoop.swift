@@ -48,6 +48,8 @@ public final class EventLoop: @unchecked Sendable {
     private var fileWaiters: [UnsafeContinuation<Int32, Never>?] = []
     private var freeFileSlots: [Int] = []
     private var doorbellValue: UInt64 = 0
+    /// Per-protocol operation counters recorded on this loop (see `protocolStats`).
+    var protocolStatsTable: [ProtocolStats] = []
     /// Shared scratch buffer that small replies are encoded into (one per loop, not per
     /// connection, so idle connections hold no output memory).
     var outputArena: IOBuffer?

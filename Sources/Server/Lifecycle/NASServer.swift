@@ -86,7 +86,7 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         return ServerStatus(
             version: BuildInfo.version, configSource: source, uptimeNanoseconds: now - startedAt, takenAt: now,
             io: group.io, endpoints: endpoints, process: ProcessStats.current(), loops: group.snapshot(),
-            delegation: group.delegation.snapshot(), rdma: rdmaState)
+            delegation: group.delegation.snapshot(), rdma: rdmaState, protocols: group.protocolSnapshots())
     }
 
     public func apply(_ change: TuningChange) -> Result<String, ServerError> {

@@ -22,6 +22,8 @@ public struct ServerStatus: Sendable {
     public var loops: [LoopSnapshot]
     public var delegation: DelegationSnapshot
     public var rdma: String
+    /// Per-protocol, per-operation counters and latency histograms (cumulative since start).
+    public var protocols: [ProtocolSnapshot]
 
     public var connections: Int { loops.map(\.connections).reduce(0, +) }
 }
