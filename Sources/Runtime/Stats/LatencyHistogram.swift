@@ -1,11 +1,11 @@
-/// A log-linear latency histogram in the HdrHistogram style: each power of two from 2^6 ns to
+/// A log-linear latency histogram in the HdrHistogram style: each power of two from 2^7 ns to
 /// 2^38 ns (~4.6 minutes) is split into 128 linear sub-buckets, so a recorded value is off by
-/// at most 1/128 (< 0.8%). Values below 64 ns land in the first bucket, above the top in the
+/// at most 1/128 (< 0.8%). Values below 128 ns land in the first bucket, above the top in the
 /// last. Recording is an index computation and one increment, no allocation.
 public struct LatencyHistogram: Sendable, Equatable {
     static let subBucketBits = 7
     static let subBuckets = 1 << subBucketBits
-    static let minimumExponent = 6
+    static let minimumExponent = 7
     static let maximumExponent = 38
     public static let bucketCount = (maximumExponent - minimumExponent + 1) * subBuckets
 
