@@ -46,6 +46,9 @@ let package = Package(
             dependencies: ["VFS"],
             swiftSettings: fastSettings
         ),
+        .target(name: "CLinuxFS", path: "Sources/CLinuxFS"),
+        .target(name: "LinuxFS", dependencies: ["VFS", "Runtime", "CLinuxFS"], swiftSettings: fastSettings),
+        .target(name: "URingFS", dependencies: ["LinuxFS", "VFS", "Runtime", "CLinuxFS"], swiftSettings: fastSettings),
         // External VFS plugins: the stable C ABI, its loader, and the example plugin (C).
         .target(name: "CVFSPlugin", path: "Sources/CVFSPlugin"),
         .target(
@@ -66,7 +69,10 @@ let package = Package(
         ),
         .target(
             name: "Server",
-            dependencies: ["Runtime", "VFS", "MemFS", "ONCRPC", "NFS3", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: fastSettings
         ),
         .target(
@@ -101,6 +107,6 @@ let package = Package(
 
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
-        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS"]),
+        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )

@@ -1,12 +1,21 @@
 import Glibc
+import LinuxFS
 import MemFS
+import PluginFS
 import Runtime
+import URingFS
 import Testing
 import VFS
 
 /// The backends the conformance suite runs against.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case memfs
+    /// A host directory through blocking calls on delegation threads.
+    case linux
+    /// The same, with data through the serving loop's io_uring.
+    case ioUring = "io_uring"
+    /// The example plugin, loaded through the C ABI.
+    case demofs
 
     var testDescription: String { rawValue }
 }
@@ -30,7 +39,19 @@ final class Fixture: @unchecked Sendable {
 
     func makeBackend(name: String) throws -> FileSystemBackend {
         switch backend {
-        case .memfs: return MemFS()
+        case .memfs:
+            return MemFS()
+        case .linux:
+            return try LinuxFS(root: scratchDirectory(), delegation: group.delegation)
+        case .ioUring:
+            return try URingFS(root: scratchDirectory(), delegation: group.delegation)
+        case .demofs:
+            let directory = scratchDirectory()
+            let config = directory + "/demofs.json"
+            let file = fopen(config, "w")!
+            fputs("{\"path\": \"\(directory)/data.log\", \"sync\": false}", file)
+            fclose(file)
+            return try PluginFS(name: "demofs", libraryPath: PluginTests.demofsLibrary(), configPath: config, delegation: group.delegation)
         }
     }
 

@@ -75,8 +75,12 @@ def rss_bytes(pid: int) -> int:
 class Server:
     """A `dmanoel-nas serve --no-console` process whose log goes to a file."""
 
+    starts = 0
+
     def __init__(self, nas_bin, config, tmp_path, *extra):
-        self.log = tmp_path / "server.log"
+        # A fresh log per start, so "ready:" from an earlier run is never mistaken for this one.
+        Server.starts += 1
+        self.log = tmp_path / f"server-{Server.starts}.log"
         self.proc = subprocess.Popen(
             [str(nas_bin), "serve", "--no-console", "--config", str(config), "--log-file", str(self.log), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,6 +1,9 @@
+import LinuxFS
 import Logging
 import MemFS
+import PluginFS
 import Runtime
+import URingFS
 import VFS
 
 /// Builds the VFS namespace from the configuration's `mounts`. A mount whose backing is
@@ -10,11 +13,10 @@ enum Mounts {
         let vfs = VirtualFileSystem()
         for mount in configuration.mounts {
             let backend: FileSystemBackend
-            switch mount.module {
-            case .memfs:
-                backend = MemFS()
-            case .linux, .ioUring, .plugin:
-                logger.warning("mount \(mount.name): module \(mount.module.name) is not available in this build yet; the mount stays offline")
+            do {
+                backend = try makeBackend(mount, configuration: configuration, group: group)
+            } catch {
+                logger.warning("mount \(mount.name): \(error); the mount stays offline")
                 continue
             }
             do {
@@ -25,5 +27,33 @@ enum Mounts {
             }
         }
         return vfs
+    }
+
+    private struct BackendError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private static func makeBackend(_ mount: MountSettings, configuration: Configuration, group: LoopGroup) throws -> FileSystemBackend {
+        switch mount.module {
+        case .memfs:
+            return MemFS()
+        case .linux:
+            do {
+                return try LinuxFS(root: mount.path, delegation: group.delegation)
+            } catch {
+                throw BackendError(description: "cannot serve \(mount.path) with module linux: \(error)")
+            }
+        case .ioUring:
+            do {
+                return try URingFS(root: mount.path, delegation: group.delegation)
+            } catch {
+                throw BackendError(description: "cannot serve \(mount.path) with module io_uring: \(error)")
+            }
+        case let .plugin(name):
+            guard let plugin = configuration.server.plugin(named: name) else {
+                throw BackendError(description: "no plugin \(name) in server.vfs")
+            }
+            return try PluginFS(name: name, libraryPath: plugin.libraryPath, configPath: plugin.configPath, delegation: group.delegation)
+        }
     }
 }
