@@ -100,7 +100,7 @@ let package = Package(
         // VFS operation costs without the network (scripts/bench-vfs).
         .executableTarget(
             name: "vfs-bench",
-            dependencies: ["VFS", "MemFS", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VFS", "MemFS", "LinuxFS", "URingFS", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/VFSBench",
             swiftSettings: fastSettings
         ),

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Glibc
+import LinuxFS
 import MemFS
 import Runtime
+import URingFS
 import VFS
 
 /// Per-operation latency, rate and allocations of the VFS, one operation at a time on one loop
@@ -17,7 +19,7 @@ struct VFSBench: ParsableCommand {
     @Option(help: "Seconds per operation.") var seconds = 2.0
     @Option(help: "CPU to pin the loop to (-1: none).") var cpu = 1
 
-    static let backends = ["memfs"]
+    static let backends = ["memfs", "io_uring", "linux"]
 
     func run() throws {
         if listBackends {
@@ -32,7 +34,9 @@ struct VFSBench: ParsableCommand {
         let fs: FileSystemBackend
         switch backend {
         case "memfs": fs = MemFS()
-        default: throw ValidationError("unknown backend \(backend)")
+        case "io_uring": fs = try URingFS(root: dir, delegation: group.delegation)
+        case "linux": fs = try LinuxFS(root: dir, delegation: group.delegation)
+        default: throw ValidationError("unknown backend \(backend); one of \(Self.backends.joined(separator: ", "))")
         }
         try vfs.mount("bench", backend: fs)
         let names = ops.split(separator: ",").map(String.init)
