@@ -92,3 +92,53 @@ def test_reference_configuration_serves_what_this_machine_has(nas_bin, tmp_path)
         assert listing.returncode == 0, listing.stderr
     finally:
         assert server.stop() == 0
+
+
+def test_nfs_handles_survive_a_restart_with_state_dir(nas_bin, tmp_path):
+    from nfs_support import NFS, ROOT
+
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "kept.txt").write_text("still here\n")
+    port = free_port()
+
+    def start(state_dir):
+        server = {"bind": "127.0.0.1", "nfs_port": port, "smb_port": 0, "s3_port": 0, "admin_port": 0, "metrics_port": 0, "threads": 1}
+        if state_dir:
+            server["state_dir"] = str(state_dir)
+        config = tmp_path / "nas.json"
+        config.write_text(json.dumps({"server": server, "mounts": {"linux": {"module": "linux", "path": str(share)}}}))
+        config.chmod(0o600)
+        return Server(nas_bin, config, tmp_path)
+
+    def handle_of_file():
+        client = NFS(port, "/linux")
+        try:
+            found = client.lookup(client.root, "kept.txt")
+            return found["resok"]["object"]["data"]
+        finally:
+            client.close()
+
+    def getattr_status(handle):
+        client = NFS(port, "/linux")
+        try:
+            return client.nfs.getattr(handle, ROOT)["status"]
+        finally:
+            client.close()
+
+    state = tmp_path / "state"
+    server = start(state)
+    handle = handle_of_file()
+    assert server.stop() == 0
+    assert (state / "handle.key").stat().st_mode & 0o777 == 0o600
+    server = start(state)
+    try:
+        assert getattr_status(handle) == 0
+    finally:
+        assert server.stop() == 0
+    # Without state_dir the key is new at each start: old handles are refused as stale.
+    server = start(None)
+    try:
+        assert getattr_status(handle) == 70
+    finally:
+        assert server.stop() == 0

@@ -21,6 +21,7 @@ import Runtime
 /// | `io`                 | `RuntimeDefaults.io` (`io_uring`)                              |
 /// | `poll_mode`          | `RuntimeDefaults.pollMode` (`auto`)                            |
 /// | `spin_ns`            | `RuntimeDefaults.spinNanoseconds` (50000)                      |
+/// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -59,6 +60,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var pollMode: PollMode
     /// How long an `auto` loop spins with nothing to do before it sleeps, in nanoseconds.
     public var spinNanoseconds: Int
+    /// A directory for state that must outlive a restart (the key NFS handles are signed with,
+    /// so clients keep their handles to linux/io_uring files across restarts). nil: none.
+    public var stateDirectory: String? = nil
 
     public init(
         threads: Int? = nil,
@@ -146,6 +150,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
+        "state_dir",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -164,6 +169,14 @@ extension ServerSettings {
             hint: "Use 0 (sleep at once) to 1000000000 (one second); the default is \(RuntimeDefaults.spinNanoseconds).")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
+        if let stateValue = section["state_dir"] {
+            let directory = try stateValue.string(example: "/var/lib/dmanoel-nas")
+            guard directory.hasPrefix("/") else {
+                throw configError(stateValue.path, "\(JSONValue.quoted(directory)) is not an absolute path",
+                                  fix: "Give a directory's full path, e.g. \"state_dir\": \"/var/lib/dmanoel-nas\".")
+            }
+            settings.stateDirectory = directory
+        }
 
         if let bind = section["bind"] {
             settings.bind = try bind.address(
@@ -267,6 +280,7 @@ extension ServerSettings {
         object["io"] = .string(io.rawValue)
         object["poll_mode"] = .string(pollMode.rawValue)
         object["spin_ns"] = .number(Double(spinNanoseconds))
+        if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
         return .object(object)
     }
 

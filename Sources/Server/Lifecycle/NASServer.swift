@@ -65,7 +65,7 @@ public final class NASServer: ServerControl, @unchecked Sendable {
                 if let portmap { markServed(port: server.portmapPort, address: "\(display):\(portmap.port)") }
             } catch {
                 group.shutdown()
-                throw ServerError.startup("cannot serve NFS on \(display):\(server.nfsPort): \(error)")
+                throw error
             }
         }
         for endpoint in endpoints where !endpoint.served {

@@ -7,7 +7,7 @@ import VFS
 /// NFSv3 with MOUNT and portmap on `server.nfs_port`, and portmap alone on
 /// `server.portmap_port` when it is set.
 enum NFSService {
-    static func exports(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) -> NFSExports {
+    static func exports(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, signer: HandleSigner, logger: Logger) -> NFSExports {
         var list: [NFSExport] = []
         for (index, settings) in configuration.exports.enumerated() {
             guard index < 255 else {
@@ -35,7 +35,7 @@ enum NFSService {
             list.append(NFSExport(id: UInt8(index + 1), name: settings.name, root: root, readOnly: settings.readOnly, squash: squash,
                                   anonymousUID: settings.anonUID, anonymousGID: settings.anonGID, admits: admits))
         }
-        return NFSExports(list, signer: HandleSigner.random())
+        return NFSExports(list, signer: signer)
     }
 
     /// "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1".
@@ -48,8 +48,9 @@ enum NFSService {
     }
 
     /// Starts the listeners; returns the bound NFS port and the portmap port (0 if none).
-    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(RuntimeError) -> (nfs: Listener, portmap: Listener?) {
-        let exports = exports(configuration, vfs: vfs, group: group, logger: logger)
+    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> (nfs: Listener, portmap: Listener?) {
+        let signer = try HandleKey.signer(stateDirectory: configuration.server.stateDirectory, logger: logger)
+        let exports = exports(configuration, vfs: vfs, group: group, signer: signer, logger: logger)
         let nfs = NFS3Program(vfs: vfs, exports: exports)
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
@@ -57,8 +58,13 @@ enum NFSService {
         // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
         let portmap = Portmap()
         let cache = DuplicateRequestCache()
-        let listener = try group.listen(host: host, port: configuration.server.nfsPort) { _ in
-            RPCConnection(programs: [nfs, mount, portmap], limits: limits, cache: cache)
+        let listener: Listener
+        do {
+            listener = try group.listen(host: host, port: configuration.server.nfsPort) { _ in
+                RPCConnection(programs: [nfs, mount, portmap], limits: limits, cache: cache)
+            }
+        } catch {
+            throw ServerError.startup("cannot serve NFS on \(host):\(configuration.server.nfsPort): \(error)")
         }
         let port = UInt32(listener.port)
         portmap.mappings = [
@@ -68,8 +74,12 @@ enum NFSService {
         ]
         var portmapListener: Listener?
         if configuration.server.portmapPort != 0 {
-            portmapListener = try group.listen(host: host, port: configuration.server.portmapPort) { _ in
-                RPCConnection(programs: [portmap], limits: limits)
+            do {
+                portmapListener = try group.listen(host: host, port: configuration.server.portmapPort) { _ in
+                    RPCConnection(programs: [portmap], limits: limits)
+                }
+            } catch {
+                throw ServerError.startup("cannot serve portmap on \(host):\(configuration.server.portmapPort): \(error)")
             }
         }
         logger.info("NFSv3, MOUNT v3 and portmap v2 on \(listener.boundAddress); \(exports.exports.count) export(s): \(exports.exports.map(\.name).joined(separator: ", "))")
