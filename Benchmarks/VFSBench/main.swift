@@ -50,30 +50,6 @@ struct VFSBench: ParsableCommand {
     }
 }
 
-/// Waits on this thread for an async body run as a task on `loop`.
-func runBlocking<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>()
-    Task(executorPreference: loop) {
-        do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
-    }
-    return try box.wait().get()
-}
-
-final class ResultBox<T>: @unchecked Sendable {
-    private var value: Result<T, Error>?
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    init() { pthread_mutex_init(&mutex, nil); pthread_cond_init(&condition, nil) }
-    func set(_ result: Result<T, Error>) { pthread_mutex_lock(&mutex); value = result; pthread_cond_signal(&condition); pthread_mutex_unlock(&mutex) }
-    func wait() -> Result<T, Error> {
-        pthread_mutex_lock(&mutex)
-        while value == nil { pthread_cond_wait(&condition, &mutex) }
-        let result = value!
-        pthread_mutex_unlock(&mutex)
-        return result
-    }
-}
-
 /// Allocation counter from the preloaded malloccount library, if present.
 let mallocCount: (@convention(c) () -> UInt)? = {
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dmanoel_malloc_count") else { return nil }

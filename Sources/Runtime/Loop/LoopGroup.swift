@@ -78,16 +78,16 @@ public final class LoopGroup: @unchecked Sendable {
         let home = loops[listeners.count % loops.count]
         let listener = Listener(fd: fd, boundAddress: address, port: boundPort, home: home, targets: loops, factory: factory)
         listeners.append(listener)
-        let registered = LockedResult()
+        let registered = OneShot<Result<Void, RuntimeError>>()
         home.execute { [unowned home] in
             do throws(RuntimeError) {
                 try home.register(listener)
-                registered.set(nil)
+                registered.set(.success(()))
             } catch {
-                registered.set(error)
+                registered.set(.failure(error))
             }
         }
-        if let error = registered.wait() {
+        if case let .failure(error)? = registered.wait() {
             listener.closeSocket()
             throw error
         }
@@ -110,39 +110,5 @@ public final class LoopGroup: @unchecked Sendable {
         for loop in loops { loop.stop() }
         for loop in loops { loop.join() }
         delegation.shutdown()
-    }
-}
-
-/// A one-shot result handed from a loop back to a waiting thread.
-final class LockedResult: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var done = false
-    private var error: RuntimeError?
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&condition)
-    }
-
-    func set(_ value: RuntimeError?) {
-        pthread_mutex_lock(&mutex)
-        error = value
-        done = true
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait() -> RuntimeError? {
-        pthread_mutex_lock(&mutex)
-        while !done { pthread_cond_wait(&condition, &mutex) }
-        let value = error
-        pthread_mutex_unlock(&mutex)
-        return value
     }
 }

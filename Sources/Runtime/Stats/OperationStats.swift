@@ -1,5 +1,3 @@
-import Glibc
-
 /// Counters of one operation of one protocol.
 public struct OperationCounters: Sendable, Equatable {
     public var count: UInt64 = 0
@@ -76,7 +74,7 @@ extension LoopGroup {
     public func protocolSnapshots(timeout: Double = 1.0) -> [ProtocolSnapshot] {
         var merged: [ProtocolSnapshot] = []
         for loop in loops {
-            let box = SnapshotBox()
+            let box = OneShot<[ProtocolSnapshot]>()
             loop.execute { box.set(loop.protocolStatsTable.map { $0.snapshot() }) }
             for snapshot in box.wait(seconds: timeout) ?? [] {
                 if let index = merged.firstIndex(where: { $0.protocolName == snapshot.protocolName }) {
@@ -89,48 +87,5 @@ extension LoopGroup {
             }
         }
         return merged
-    }
-}
-
-/// A value handed from a loop to a waiting thread, with a timeout.
-final class SnapshotBox: @unchecked Sendable {
-    private var value: [ProtocolSnapshot]?
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&condition)
-    }
-
-    func set(_ snapshots: [ProtocolSnapshot]) {
-        pthread_mutex_lock(&mutex)
-        value = snapshots
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait(seconds: Double) -> [ProtocolSnapshot]? {
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let nanoseconds = Int(deadline.tv_nsec) + Int(seconds * 1e9)
-        deadline.tv_sec += nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
-        pthread_mutex_lock(&mutex)
-        while value == nil {
-            if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT { break }
-        }
-        let result = value
-        pthread_mutex_unlock(&mutex)
-        return result
     }
 }

@@ -17,7 +17,7 @@ enum NFSService {
             let path = settings.path
             let root: FileHandle
             do {
-                root = try runOnLoop(group.loops[0]) { try await vfs.resolve(path).0 }
+                root = try runBlocking(on: group.loops[0]) { try await vfs.resolve(path).0 }
             } catch {
                 logger.warning("export \(settings.name): \(path) cannot be resolved (\(error)); not exported")
                 continue
