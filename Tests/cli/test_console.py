@@ -87,3 +87,49 @@ def test_console_fits_80x24_resizes_and_restores_the_terminal(console):
         after = console.screen().split("EXITED=0", 1)[1].splitlines()
         return len(after) > 1 and set(after[1].split()) == {"echo", "icanon"}
     assert wait_for(flags), console.screen()
+
+
+def test_console_under_nfs_load_shows_poll_and_nfs_rates(nas_bin, tmp_path):
+    """With NFS traffic the loops poll and the NFSv3 row shows a rate and latencies; idle again,
+    the loops sleep."""
+    import threading
+
+    from nfs_support import NFS, ROOT, nfs_config
+
+    config, port = nfs_config(tmp_path, threads=1, spin_ns=5_000_000)
+    term = Tmux(f"{nas_bin} serve --console --interval 0.3 --config {config}", width=100, height=32)
+    stop = threading.Event()
+    calls = []
+
+    def load():
+        client = NFS(port)
+        try:
+            while not stop.is_set():
+                client.nfs.getattr(client.root, ROOT)
+                calls.append(1)
+        finally:
+            client.close()
+
+    try:
+        assert wait_for(lambda: [r[3] for r in thread_rows(term.screen())] == ["EVENT"]), term.screen()
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            def nfs_row():
+                for line in term.screen().splitlines():
+                    fields = line.split()
+                    if fields and fields[0] == "NFSv3" and len(fields) >= 4 and fields[1] != "0":
+                        return fields
+                return None
+            row = wait_for(nfs_row, timeout=20)
+            assert row, term.screen()
+            assert row[3] != "-", f"no p50 latency in {row}"
+            assert wait_for(lambda: [r[3] for r in thread_rows(term.screen())] == ["POLL"]), term.screen()
+        finally:
+            stop.set()
+            worker.join()
+        assert len(calls) > 100
+        assert wait_for(lambda: [r[3] for r in thread_rows(term.screen())] == ["EVENT"]), term.screen()
+        term.type("q")
+    finally:
+        term.close()
