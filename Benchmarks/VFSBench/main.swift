@@ -50,6 +50,12 @@ struct VFSBench: ParsableCommand {
     }
 }
 
+/// Prints the stacks of the next n allocations (malloccount's trace mode), if preloaded.
+let mallocTrace: (@convention(c) (Int32) -> Void)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dmanoel_malloc_trace") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
+}()
+
 /// Allocation counter from the preloaded malloccount library, if present.
 let mallocCount: (@convention(c) () -> UInt)? = {
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dmanoel_malloc_count") else { return nil }
@@ -78,7 +84,9 @@ func measure(_ op: String, vfs: VirtualFileSystem, root: FileHandle, seconds: Do
     let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
     let allocationsBefore = mallocCount?() ?? 0
     var bytes = 0
+    let traceAt = getenv("DMANOEL_TRACE_ALLOCATIONS").map { Int(atoi($0)) } ?? 0
     while count < samples.count {
+        if traceAt > 0 && count == 1000 { mallocTrace?(Int32(traceAt)) }
         let start = monotonicNanoseconds()
         if start >= deadline { break }
         switch op {

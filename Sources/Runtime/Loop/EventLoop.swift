@@ -38,6 +38,8 @@ public final class EventLoop: @unchecked Sendable {
     private(set) var bufferPool: BufferPool!
     private var timers = TimerQueue()
     private var localJobs: [LoopJob] = []
+    /// The batch being run; swapped with `localJobs` so neither array is reallocated per job.
+    private var runningJobs: [LoopJob] = []
     private var inboxBatch: [LoopJob] = []
     private var dueTimers: [() -> Void] = []
     var connections: [Connection?] = []
@@ -434,10 +436,14 @@ public final class EventLoop: @unchecked Sendable {
         var ran = 0
         // Jobs may enqueue more jobs; bound one pass so I/O is not starved.
         while !localJobs.isEmpty && ran < 4096 {
-            var batch: [LoopJob] = []
-            swap(&batch, &localJobs)
-            for job in batch { run(job) }
-            ran += batch.count
+            swap(&runningJobs, &localJobs)
+            var index = 0
+            while index < runningJobs.count {
+                run(runningJobs[index])
+                index += 1
+            }
+            ran += runningJobs.count
+            runningJobs.removeAll(keepingCapacity: true)
         }
         return ran
     }

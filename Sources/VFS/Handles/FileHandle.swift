@@ -33,12 +33,16 @@ public struct FileHandle: Sendable, Hashable, CustomStringConvertible {
         self = handle
     }
 
-    /// A handle whose body is a sequence of integers (little endian), for backends with
-    /// numeric identities.
-    public init(mount: UInt16, words: UInt64...) {
-        var body = [UInt8]()
-        for word in words { withUnsafeBytes(of: word.littleEndian) { body.append(contentsOf: $0) } }
-        self = body.withUnsafeBytes { FileHandle(mount: mount, body: $0)! }
+    /// A handle whose body is one or two 64-bit integers (little endian), for backends with
+    /// numeric identities (an inode number and a generation). Writes straight into the inline
+    /// storage: no allocation, it is on every lookup's path.
+    public init(mount: UInt16, words first: UInt64, _ second: UInt64? = nil) {
+        count = 2 + (second == nil ? 8 : 16)
+        withUnsafeMutableBytes(of: &storage) { raw in
+            raw.storeBytes(of: mount.littleEndian, toByteOffset: 0, as: UInt16.self)
+            raw.storeBytes(of: first.littleEndian, toByteOffset: 2, as: UInt64.self)
+            if let second { raw.storeBytes(of: second.littleEndian, toByteOffset: 10, as: UInt64.self) }
+        }
     }
 
     public var mountID: UInt16 {
