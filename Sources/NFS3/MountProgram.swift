@@ -53,7 +53,7 @@ public final class MountProgram: RPCProgram, @unchecked Sendable {
             }
             context.reply(capacity: 4 + 4 + NFS3.maxHandleSize + 12) { encoder in
                 encoder.uint32(Status.ok.rawValue)
-                encoder.opaque(wire)
+                wire.withBytes { encoder.opaque($0) }
                 encoder.uint32(2)  // auth flavours accepted
                 encoder.uint32(RPC.AuthFlavor.sys.rawValue)
                 encoder.uint32(RPC.AuthFlavor.none.rawValue)

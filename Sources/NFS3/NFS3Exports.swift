@@ -82,9 +82,9 @@ public final class NFSExports: Sendable {
         return (export, Array(components.dropFirst(depth)))
     }
 
-    /// The wire form of `handle` under `export`.
-    public func encode(_ handle: FileHandle, export: NFSExport) -> [UInt8] {
-        [export.id] + signer.sign(handle, export: UInt32(export.id))
+    /// The wire form of `handle` under `export` (inline, no allocation).
+    public func encode(_ handle: FileHandle, export: NFSExport) -> SignedHandle {
+        signer.sign(handle, export: UInt32(export.id), prefix: export.id)
     }
 
     /// Checks a handle a client sent: `badhandle` if malformed, `stale` if it names no export

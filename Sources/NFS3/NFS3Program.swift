@@ -170,7 +170,7 @@ struct NFS3Request {
     }
 
     /// The wire handle for `handle` in the current export.
-    func wire(_ handle: FileHandle) -> [UInt8] {
+    func wire(_ handle: FileHandle) -> SignedHandle {
         program.exports.encode(handle, export: export!)
     }
 

@@ -68,14 +68,14 @@ enum NFS3XDR {
         postOp(&encoder, after)
     }
 
-    static func handle(_ encoder: inout XDREncoder, _ bytes: [UInt8]) {
-        encoder.opaque(bytes)
+    static func handle(_ encoder: inout XDREncoder, _ handle: SignedHandle) {
+        handle.withBytes { encoder.opaque($0) }
     }
 
-    static func postOpHandle(_ encoder: inout XDREncoder, _ bytes: [UInt8]?) {
-        guard let bytes else { return encoder.bool(false) }
+    static func postOpHandle(_ encoder: inout XDREncoder, _ handle: SignedHandle?) {
+        guard let handle else { return encoder.bool(false) }
         encoder.bool(true)
-        encoder.opaque(bytes)
+        handle.withBytes { encoder.opaque($0) }
     }
 
     static func decodeTime(_ decoder: inout XDRDecoder) throws(XDRError) -> Timespec {

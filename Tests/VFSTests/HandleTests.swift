@@ -1,6 +1,6 @@
 import Glibc
+@testable import VFS
 import Testing
-import VFS
 
 @Suite("File handles, signing and error mapping")
 struct HandleTests {
@@ -17,7 +17,7 @@ struct HandleTests {
     func signing() {
         let signer = HandleSigner.random()
         let handle = FileHandle(mount: 3, words: 1234, 5678)
-        let signed = signer.sign(handle, export: 1)
+        let signed = signer.sign(handle, export: 1).bytes
         #expect(signed.count == handle.count + HandleSigner.macLength && signed.count <= 64)
         #expect(signer.verify(signed, export: 1) == handle)
         #expect(signer.verify(signed, export: 2) == nil)
@@ -30,7 +30,7 @@ struct HandleTests {
         #expect(signer.verify(Array(signed.dropLast()), export: 1) == nil)
         #expect(signer.verify([UInt8](repeating: 0, count: 80), export: 1) == nil)
         let biggest = FileHandle(bytes: [UInt8](repeating: 9, count: FileHandle.capacity))!
-        #expect(signer.sign(biggest, export: 1).count == HandleSigner.signedCapacity && HandleSigner.signedCapacity < 64)
+        #expect(signer.sign(biggest, export: 1).bytes.count == HandleSigner.signedCapacity && HandleSigner.signedCapacity < 64)
     }
 
     @Test("errno values map both ways", arguments: [ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EXDEV, ENAMETOOLONG, EACCES, EPERM, EROFS, ENOSPC, EFBIG, ELOOP, ENODATA])
@@ -54,5 +54,27 @@ struct HandleTests {
         #expect(Permissions.allowed([.read], attributes: attributes, credentials: Credentials(uid: 11, gid: 1)) == [])
         #expect(Permissions.allowed([.read, .write, .execute], attributes: attributes, credentials: .root) == [.read, .write])
         #expect(throws: VFSError.accessDenied) { try Permissions.check(.write, attributes: attributes, credentials: Credentials(uid: 11, gid: 20)) }
+    }
+}
+
+@Suite("SipHash-2-4-128")
+struct SipHashTests {
+    /// Reference vectors from the SipHash authors (vectors.h, 128-bit output, key 00..0f,
+    /// message 00..n-1).
+    @Test("matches the reference vectors")
+    func referenceVectors() {
+        let key = (0..<16).map { UInt8($0) }
+        let expected: [Int: String] = [
+            0: "a3817f04ba25a8e66df67214c7550293",
+            1: "da87c1d86b99af44347659119b22fc45",
+            7: "a1f1ebbed8dbc153c0b84aa61ff08239",
+            8: "3b62a9ba6258f5610f83e264f31497b4",
+            15: "5493e99933b0a8117e08ec0f97cfc3d9",
+            63: "5150d1772f50834a503e069a973fbd7c",
+        ]
+        for (length, hex) in expected {
+            let tag = HandleSigner.sipHash(key: key, message: (0..<length).map { UInt8($0) })
+            #expect(tag.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() == hex, "length \(length)")
+        }
     }
 }

@@ -26,12 +26,12 @@ extension NFS3Program {
         }
         // Choose the entries that fit.
         var used = 0, dirUsed = 0, fitting = 0
-        var wires: [[UInt8]?] = []
+        var wires: [SignedHandle?] = []
         if plus { wires.reserveCapacity(page.entries.count) }
         for entry in page.entries {
             let base = 4 + 8 + XDREncoder.opaqueSize(entry.name.utf8.count) + 8
             var size = base
-            var wire: [UInt8]?
+            var wire: SignedHandle?
             if plus {
                 wire = entry.handle.map { request.wire($0) }
                 size += 4 + (entry.attributes == nil ? 0 : NFS3XDR.fattrSize) + 4 + (wire.map { XDREncoder.opaqueSize($0.count) } ?? 0)
