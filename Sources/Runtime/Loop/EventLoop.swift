@@ -348,6 +348,10 @@ public final class EventLoop: @unchecked Sendable {
                     lastWork = woke
                     continue
                 }
+                // Spinning with nothing to do: let any other thread that wants this CPU (a
+                // delegation thread doing this loop's blocking call) run now rather than at the
+                // next preemption. With nothing else runnable it returns at once.
+                sched_yield()
             }
             let end = monotonicNanoseconds()
             pollTime &+= end &- passStart
