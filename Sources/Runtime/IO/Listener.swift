@@ -113,7 +113,10 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
             }
         }
         guard rc == 0 else { return SocketAddress(host: "?", port: 0) }
-        return SocketAddress(host: String(cString: host), port: Int(String(cString: service)) ?? 0)
+        func text(_ chars: [CChar]) -> String {
+            String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return SocketAddress(host: text(host), port: Int(text(service)) ?? 0)
     }
 
     /// Low latency for request/response traffic and dead-peer detection on idle connections.
