@@ -512,23 +512,11 @@ public final class PluginFS: FileSystemBackend, @unchecked Sendable {
         let h = try cHandle(handle)
         return try await call { p -> Result<String, VFSError> in
             var h = h
-            var capacity = 4096
-            while true {
-                var length = 0
-                var buffer = [UInt8](repeating: 0, count: capacity)
-                let rc = Self.withCred(credentials) { cred in
-                    buffer.withUnsafeMutableBytes {
-                        p.ops.readlink!(p.instance, cred, &h, $0.baseAddress!.assumingMemoryBound(to: CChar.self), capacity, &length)
-                    }
+            return Self.growingRead(limit: 1 << 20) { buffer, capacity, length in
+                Self.withCred(credentials) { cred in
+                    p.ops.readlink!(p.instance, cred, &h, buffer.assumingMemoryBound(to: CChar.self), capacity, &length)
                 }
-                if rc == -ERANGE && length > capacity && length <= 1 << 20 {
-                    capacity = length
-                    continue
-                }
-                if let e = Self.check(rc) { return .failure(e) }
-                guard length <= capacity else { return .failure(.io) }
-                return .success(String(decoding: buffer[0..<length], as: UTF8.self))
-            }
+            }.map { String(decoding: $0, as: UTF8.self) }
         }
     }
 
@@ -614,6 +602,26 @@ public final class PluginFS: FileSystemBackend, @unchecked Sendable {
                                maxNameLength: s.max_name_length == 0 ? UInt32(NameRules.maxNameLength) : s.max_name_length)
     }
 
+    /// Calls `fill(buffer, capacity, &length)` (a plugin op that returns -ERANGE with the length
+    /// it needs when the buffer is too small), growing the buffer up to `limit` bytes; returns
+    /// the bytes the op wrote.
+    static func growingRead(limit: Int, _ fill: (UnsafeMutableRawPointer, Int, inout Int) -> Int32) -> Result<[UInt8], VFSError> {
+        var capacity = 4096
+        while true {
+            var length = 0
+            var buffer = [UInt8](repeating: 0, count: capacity)
+            let rc = buffer.withUnsafeMutableBytes { fill($0.baseAddress!, capacity, &length) }
+            if rc == -ERANGE && length > capacity && length <= limit {
+                capacity = length
+                continue
+            }
+            if let error = check(rc) { return .failure(error) }
+            guard length <= capacity else { return .failure(.io) }
+            buffer.removeSubrange(length...)
+            return .success(buffer)
+        }
+    }
+
     // MARK: Optional operations (NULL in the table: notSupported)
 
     public override func getxattr(_ handle: FileHandle, name: String, credentials: Credentials) async throws(VFSError) -> [UInt8] {
@@ -621,23 +629,10 @@ public final class PluginFS: FileSystemBackend, @unchecked Sendable {
         let h = try cHandle(handle)
         return try await call { p -> Result<[UInt8], VFSError> in
             var h = h
-            var capacity = 4096
-            while true {
-                var length = 0
-                var buffer = [UInt8](repeating: 0, count: capacity)
-                let rc = Self.withCred(credentials) { cred in
-                    name.withCString { cName in
-                        buffer.withUnsafeMutableBytes { p.ops.getxattr!(p.instance, cred, &h, cName, $0.baseAddress, capacity, &length) }
-                    }
+            return Self.growingRead(limit: 16 << 20) { buffer, capacity, length in
+                Self.withCred(credentials) { cred in
+                    name.withCString { cName in p.ops.getxattr!(p.instance, cred, &h, cName, buffer, capacity, &length) }
                 }
-                if rc == -ERANGE && length > capacity && length <= 16 << 20 {
-                    capacity = length
-                    continue
-                }
-                if let e = Self.check(rc) { return .failure(e) }
-                guard length <= capacity else { return .failure(.io) }
-                buffer.removeSubrange(length...)
-                return .success(buffer)
             }
         }
     }
@@ -667,24 +662,12 @@ public final class PluginFS: FileSystemBackend, @unchecked Sendable {
         let h = try cHandle(handle)
         return try await call { p -> Result<[String], VFSError> in
             var h = h
-            var capacity = 4096
-            while true {
-                var length = 0
-                var buffer = [UInt8](repeating: 0, count: capacity)
-                let rc = Self.withCred(credentials) { cred in
-                    buffer.withUnsafeMutableBytes {
-                        p.ops.listxattr!(p.instance, cred, &h, $0.baseAddress!.assumingMemoryBound(to: CChar.self), capacity, &length)
-                    }
+            return Self.growingRead(limit: 16 << 20) { buffer, capacity, length in
+                Self.withCred(credentials) { cred in
+                    p.ops.listxattr!(p.instance, cred, &h, buffer.assumingMemoryBound(to: CChar.self), capacity, &length)
                 }
-                if rc == -ERANGE && length > capacity && length <= 16 << 20 {
-                    capacity = length
-                    continue
-                }
-                if let e = Self.check(rc) { return .failure(e) }
-                guard length <= capacity else { return .failure(.io) }
-                let names = buffer[0..<length].split(separator: 0, omittingEmptySubsequences: true)
-                    .map { String(decoding: $0, as: UTF8.self) }
-                return .success(names)
+            }.map { bytes in
+                bytes.split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
             }
         }
     }
