@@ -371,3 +371,33 @@ def test_per_procedure_statistics_reach_the_status_line(nas_bin, tmp_path):
     finally:
         proc.send_signal(15)
         assert proc.wait(timeout=15) == 0
+
+
+def test_many_pipelined_calls_on_one_connection_are_all_answered(server):
+    """More calls in flight than a connection accepts at once (128): reading pauses and resumes,
+    and every call is answered, in a bounded memory."""
+    client = NFS(server.port)
+    try:
+        root = client.root
+    finally:
+        client.close()
+
+    def xdr_opaque(data):
+        return struct.pack(">I", len(data)) + data + b"\0" * ((4 - len(data) % 4) % 4)
+
+    cred = struct.pack(">I", 1) + xdr_opaque(b"test") + struct.pack(">III", 0, 0, 0)
+    count = 2000
+    burst = b"".join(record(rpc_call(10_000 + i, 100003, 3, 1, xdr_opaque(root), cred_flavor=1, cred=cred)) for i in range(count))
+    import threading
+    with raw_connection(server.port) as s:
+        sender = threading.Thread(target=s.sendall, args=(burst,))
+        sender.start()
+        seen = set()
+        for _ in range(count):
+            reply = read_record(s)
+            assert reply is not None, f"connection closed after {len(seen)} replies"
+            xid, _, _, _, _, accept = struct.unpack(">IIIIII", reply[:24])
+            assert accept == 0 and struct.unpack(">I", reply[24:28])[0] == NFS3_OK
+            seen.add(xid)
+        sender.join()
+    assert seen == set(range(10_000, 10_000 + count))

@@ -4,14 +4,24 @@ import Runtime
 public struct RPCLimits: Sendable {
     /// Largest record accepted (all fragments together); larger ones close the connection.
     public var maxRecordSize: Int
-    public init(maxRecordSize: Int = 4 * 1024 * 1024) { self.maxRecordSize = maxRecordSize }
+    /// Calls one connection may have running at once; past it the connection stops reading
+    /// (the client's TCP window fills) until calls finish, so memory stays bounded.
+    public var maxCallsInFlight: Int
+
+    public init(maxRecordSize: Int = 4 * 1024 * 1024, maxCallsInFlight: Int = 128) {
+        self.maxRecordSize = maxRecordSize
+        self.maxCallsInFlight = maxCallsInFlight
+    }
 }
 
 /// Serves ONC RPC over one TCP connection: record marking (RFC 5531 §11), call header
 /// decoding, credentials, and dispatch to the programs registered on this port. Each call runs
 /// as a task on the connection's loop; the record's receive buffer is retained until the call
 /// has been answered, so arguments (a WRITE's data) are used in place.
-public final class RPCConnection: ConnectionHandler {
+///
+/// Used only on its connection's loop (the tasks it starts run there too), hence the unchecked
+/// conformance.
+public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
     private let programs: [RPCProgram]
     private let limits: RPCLimits
     private let cache: DuplicateRequestCache?
@@ -19,6 +29,9 @@ public final class RPCConnection: ConnectionHandler {
     private var fragments: [UInt8] = []
     /// Each program's counters on this connection's loop, looked up once.
     private var stats: [ProtocolStats?] = []
+    /// Calls started and not yet finished, and whether reading is paused because of them.
+    private var callsInFlight = 0
+    private var paused = false
 
     public init(programs: [RPCProgram], limits: RPCLimits, cache: DuplicateRequestCache? = nil) {
         self.programs = programs
@@ -30,6 +43,12 @@ public final class RPCConnection: ConnectionHandler {
         var consumed = 0
         let raw = bytes.unsafeBytes
         while raw.count - consumed >= 4 {
+            if callsInFlight >= limits.maxCallsInFlight {
+                // Leave the rest buffered; it is offered again when calls finish.
+                paused = true
+                connection.pauseReading()
+                break
+            }
             let mark = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: consumed, as: UInt32.self))
             let last = mark & 0x8000_0000 != 0
             let length = Int(mark & 0x7FFF_FFFF)
@@ -142,10 +161,20 @@ public final class RPCConnection: ConnectionHandler {
         }
         if case let .pooled(slice) = owner { slice.retain() }
         let arguments = decoder
+        callsInFlight += 1
         Task(executorPreference: connection.loop) {
             await program.serve(call, arguments: arguments, context: context)
             if case let .pooled(slice) = owner { slice.release() }
             withExtendedLifetime(owner) {}
+            self.callFinished(context.connection)
+        }
+    }
+
+    private func callFinished(_ connection: Connection) {
+        callsInFlight -= 1
+        if paused && callsInFlight <= limits.maxCallsInFlight / 2 {
+            paused = false
+            connection.resumeReading()
         }
     }
 

@@ -39,6 +39,8 @@ public final class Connection {
     private var wantedBytes = 0
     var receiveArmed = false
     private var readPaused = false
+    /// Set by the handler (too much work in flight): no receive is armed until it resumes.
+    private var handlerPaused = false
 
     // Send side.
     /// Queued output: a range of a pooled buffer (manually counted) or of memory kept alive by
@@ -129,7 +131,7 @@ public final class Connection {
     }
 
     private func armReceive() {
-        guard !receiveArmed, !closeRequested, !readPaused else { return }
+        guard !receiveArmed, !closeRequested, !readPaused, !handlerPaused else { return }
         prepareReceiveBuffer()
         receiveArmed = true
         let space = receiveSpace
@@ -183,6 +185,24 @@ public final class Connection {
         } else {
             armReceive()
         }
+    }
+
+    /// Stops reading from the peer (the handler has as much work in flight as it accepts).
+    /// Bytes already received stay buffered.
+    public func pauseReading() {
+        handlerPaused = true
+    }
+
+    /// Resumes reading: first offers the handler what is still buffered, then arms a receive.
+    public func resumeReading() {
+        guard handlerPaused else { return }
+        handlerPaused = false
+        if !closeRequested, let buffer = receiveBuffer, let handler, receiveStart < receiveEnd {
+            let consumed = handler.received(ByteSlice(buffer: buffer, range: receiveStart..<receiveEnd), on: self)
+            precondition(consumed >= 0 && consumed <= receiveEnd - receiveStart, "handler consumed more than it was given")
+            receiveStart += consumed
+        }
+        armReceive()
     }
 
     // MARK: Sending
