@@ -21,11 +21,11 @@ public struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
-        var text = "\(LineLogHandler.timestamp()) \(level.rawValue.uppercased()) [\(label)] \(message)"
-        let merged = explicit.map { metadata.merging($0) { $1 } } ?? metadata
+    public func log(event: LogEvent) {
+        var text = "\(LineLogHandler.timestamp()) \(event.level.rawValue.uppercased()) [\(label)] \(event.message)"
+        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
+        if let error = event.error { text += " error=\(error)" }
         text += "\n"
         sink.write(text)
     }
