@@ -539,28 +539,23 @@ public final class PluginFS: FileSystemBackend, @unchecked Sendable {
     }
 
     public override func remove(in directory: FileHandle, name: String, credentials: Credentials) async throws(VFSError) -> DirectoryChange {
-        try NameRules.validateEntryName(name)
-        let d = try cHandle(directory)
-        let w = try await call { p -> Result<dmanoel_vfs_wcc, VFSError> in
-            var d = d
-            var wcc = dmanoel_vfs_wcc()
-            let rc = Self.withCred(credentials) { cred in
-                name.withCString { p.ops.remove!(p.instance, cred, &d, $0, &wcc) }
-            }
-            if let e = Self.check(rc) { return .failure(e) }
-            return .success(wcc)
-        }
-        return change(w)
+        try await removeEntry(in: directory, name: name, credentials: credentials, directoryEntry: false)
     }
 
     public override func rmdir(in directory: FileHandle, name: String, credentials: Credentials) async throws(VFSError) -> DirectoryChange {
+        try await removeEntry(in: directory, name: name, credentials: credentials, directoryEntry: true)
+    }
+
+    /// REMOVE and RMDIR: the same call shape, through the table's `rmdir` or `remove` entry.
+    private func removeEntry(in directory: FileHandle, name: String, credentials: Credentials, directoryEntry: Bool) async throws(VFSError) -> DirectoryChange {
         try NameRules.validateEntryName(name)
         let d = try cHandle(directory)
         let w = try await call { p -> Result<dmanoel_vfs_wcc, VFSError> in
             var d = d
             var wcc = dmanoel_vfs_wcc()
+            let op = directoryEntry ? p.ops.rmdir! : p.ops.remove!
             let rc = Self.withCred(credentials) { cred in
-                name.withCString { p.ops.rmdir!(p.instance, cred, &d, $0, &wcc) }
+                name.withCString { op(p.instance, cred, &d, $0, &wcc) }
             }
             if let e = Self.check(rc) { return .failure(e) }
             return .success(wcc)
