@@ -67,10 +67,14 @@ let package = Package(
             dependencies: ["ONCRPC", "VFS", "Runtime"],
             swiftSettings: fastSettings
         ),
+        // HTTP/1.1 on the runtime's loops, and S3 on top of it and the VFS.
+        .target(name: "HTTP", dependencies: ["Runtime"], swiftSettings: fastSettings),
+        .target(name: "Crypto", dependencies: ["COpenSSL"], swiftSettings: fastSettings),
+        .target(name: "S3", dependencies: ["HTTP", "VFS", "Crypto", "Runtime"], swiftSettings: fastSettings),
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings
@@ -107,6 +111,7 @@ let package = Package(
 
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
+        .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )

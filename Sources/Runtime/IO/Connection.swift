@@ -92,6 +92,8 @@ public final class Connection {
     var epollSendWaiting = false
 
     private var closeRequested = false
+    /// Who waits for queued output to shrink (a responder streaming a large reply).
+    private var drainWaiter: (threshold: Int, action: () -> Void)?
     private var closeError: Int32 = 0
     public private(set) var isClosed = false
 
@@ -321,6 +323,10 @@ public final class Connection {
             segments.removeFirst(segmentHead)
             segmentHead = 0
         }
+        if let waiter = drainWaiter, queuedBytes <= waiter.threshold {
+            drainWaiter = nil
+            waiter.action()
+        }
         if readPaused && queuedBytes <= loop.sendQueueLimit / 2 {
             readPaused = false
             armReceive()
@@ -331,6 +337,24 @@ public final class Connection {
             flush()
         }
     }
+
+    /// Calls `action` once queued output is at most `threshold` bytes, or the connection is
+    /// closing (check `isClosing`). At once if that is already so. One waiter at a time: a
+    /// second call replaces the first, which is called first.
+    public func onDrain(below threshold: Int, _ action: @escaping () -> Void) {
+        if queuedBytes <= threshold || closeRequested {
+            action()
+            return
+        }
+        if let previous = drainWaiter {
+            drainWaiter = nil
+            previous.action()
+        }
+        drainWaiter = (threshold, action)
+    }
+
+    /// Whether `close` has been called (output may still be draining).
+    public var isClosing: Bool { closeRequested }
 
     // MARK: Closing
 
@@ -360,6 +384,10 @@ public final class Connection {
 
     /// Completes a close once no operation is in flight and no output is left to send.
     private func finishClose() {
+        if closeRequested, let waiter = drainWaiter {
+            drainWaiter = nil
+            waiter.action()
+        }
         guard closeRequested, !isClosed, !receiveArmed, !sendArmed else { return }
         if closeError == 0 && segmentHead < segments.count {
             flush()

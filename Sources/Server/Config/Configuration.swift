@@ -110,8 +110,13 @@ public struct Configuration: Sendable, Equatable {
                               fix: "Write it as { \"mounts\": { … }, … }; `dmanoel-nas config default` prints a complete example.")
         }
         let top = try root.section("the configuration", keys: topLevelKeys, example: "{ \"mounts\": { … } }")
-        let server = try ServerSettings.decode(top["server"])
+        var server = try ServerSettings.decode(top["server"])
         let mounts = try MountSettings.decodeAll(top["mounts"], plugins: server.vfsPlugins, context: &context)
+        // The bucket root names a namespace path, so it is checked once the mounts are known.
+        if let serverValue = top["server"],
+           let rootValue = try serverValue.section("the server settings", keys: ServerSettings.keys, example: #""server": { "threads": 4 }"#)["s3_bucket_root"] {
+            server.s3BucketRoot = try NamespacePath.check(rootValue, mounts: mounts)
+        }
         return Configuration(
             server: server,
             mounts: mounts,

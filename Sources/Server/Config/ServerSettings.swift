@@ -22,6 +22,7 @@ import Runtime
 /// | `poll_mode`          | `RuntimeDefaults.pollMode` (`auto`)                            |
 /// | `spin_ns`            | `RuntimeDefaults.spinNanoseconds` (50000)                      |
 /// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
+/// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -57,6 +58,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var adminPort: Int
     public var metricsPort: Int
     public var io: IOBackendKind
+    /// Where S3 CreateBucket makes bucket directories: a path in the server's namespace
+    /// (checked against the mounts by ``Configuration``); nil refuses CreateBucket.
+    public var s3BucketRoot: String?
     public var pollMode: PollMode
     /// How long an `auto` loop spins with nothing to do before it sleeps, in nanoseconds.
     public var spinNanoseconds: Int
@@ -150,7 +154,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir",
+        "state_dir", "s3_bucket_root",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -281,6 +285,7 @@ extension ServerSettings {
         object["poll_mode"] = .string(pollMode.rawValue)
         object["spin_ns"] = .number(Double(spinNanoseconds))
         if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
+        if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
         return .object(object)
     }
 

@@ -68,6 +68,15 @@ public final class NASServer: ServerControl, @unchecked Sendable {
                 throw error
             }
         }
+        if server.s3Port != 0 {
+            do {
+                let s3 = try S3Service.start(configuration, vfs: vfs, group: group, logger: logger)
+                markServed(port: server.s3Port, address: "\(display):\(s3.port)")
+            } catch {
+                group.shutdown()
+                throw error
+            }
+        }
         for endpoint in endpoints where !endpoint.served {
             logger.notice("\(endpoint.service) on \(endpoint.address): not served by this build yet")
         }

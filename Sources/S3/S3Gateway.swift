@@ -1,0 +1,295 @@
+import Glibc
+import HTTP
+import Runtime
+import VFS
+
+/// How the S3 service is set up: its buckets, where CreateBucket makes new ones, and who may
+/// sign requests.
+public struct S3Settings: Sendable {
+    /// Configured buckets: name → absolute path in the server's namespace.
+    public var buckets: [(name: String, path: String)]
+    /// Where CreateBucket makes directories (a namespace path); nil refuses CreateBucket.
+    public var bucketRoot: String?
+    public var users: [S3User]
+    /// The region GetBucketLocation reports; requests signed for any region are accepted.
+    public var region: String
+
+    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1") {
+        self.buckets = buckets
+        self.bucketRoot = bucketRoot
+        self.users = users
+        self.region = region
+    }
+}
+
+/// The S3 operations, indexing the per-operation statistics.
+enum S3Operation: Int, CaseIterable {
+    case listBuckets, headBucket, createBucket, deleteBucket, getBucketLocation, getBucketConfiguration
+    case listObjects, listObjectsV2, getObject, headObject, putObject, copyObject, deleteObject, deleteObjects
+    case createMultipartUpload, uploadPart, uploadPartCopy, completeMultipartUpload, abortMultipartUpload
+    case listParts, listMultipartUploads, other
+
+    static let names = ["ListBuckets", "HeadBucket", "CreateBucket", "DeleteBucket", "GetBucketLocation", "GetBucketConfiguration",
+                        "ListObjects", "ListObjectsV2", "GetObject", "HeadObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects",
+                        "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
+                        "ListParts", "ListMultipartUploads", "Other"]
+}
+
+/// What one loop thread keeps for S3: its signature verifier (with its key cache), its
+/// statistics and a request counter. Used only on that loop, so no locks.
+final class S3LoopState {
+    let signer: SigV4
+    var stats: ProtocolStats?
+    var requests: UInt64 = 0
+    var temporaries: UInt64 = 0
+    let idPrefix: String
+
+    init(users: [String: S3User], loop: Int) {
+        signer = SigV4(users: users)
+        let random = UInt32.random(in: 0...UInt32.max)
+        idPrefix = S3Gateway.padded(String(loop & 0xFF, radix: 16, uppercase: true), 2) + S3Gateway.padded(String(random, radix: 16, uppercase: true), 8)
+    }
+
+    func nextRequestID() -> String {
+        requests &+= 1
+        return idPrefix + String(requests, radix: 16, uppercase: true)
+    }
+}
+
+/// One S3 request being served: who signed it, what it addresses, and how to answer.
+struct S3Call {
+    let exchange: HTTPExchange
+    let user: S3User
+    let payload: PayloadProtection
+    let bucket: String
+    /// The decoded key ("" for bucket and service requests).
+    let key: String
+    let query: QueryParameters
+    let requestID: String
+    let state: S3LoopState
+
+    var request: HTTPRequest { exchange.request }
+    var credentials: Credentials { user.credentials }
+}
+
+/// The S3 API over HTTP/1.1, on the shared VFS (path-style addressing: /BUCKET/KEY).
+/// Objects are ordinary files, so NFS and SMB clients see what S3 clients write.
+public final class S3Gateway: HTTPResponder, @unchecked Sendable {
+    let vfs: VirtualFileSystem
+    let settings: S3Settings
+    private let states: [S3LoopState]
+    /// Size of each VFS read or copy step.
+    static let ioSize = 1 << 20
+    /// Largest single PUT (S3's own limit is 5 GiB; larger objects use multipart).
+    static let maxPutSize: UInt64 = 5 << 30
+    /// Largest XML request body accepted (DeleteObjects of 1000 long keys fits).
+    static let maxXMLBody = 2 << 20
+
+    public init(vfs: VirtualFileSystem, settings: S3Settings, loopCount: Int) {
+        self.vfs = vfs
+        self.settings = settings
+        var byKey: [String: S3User] = [:]
+        for user in settings.users { byKey[user.accessKey] = user }
+        states = (0..<max(1, loopCount)).map { S3LoopState(users: byKey, loop: $0) }
+        super.init()
+    }
+
+    public override func serve(_ exchange: HTTPExchange) async {
+        let loop = exchange.connection.loop
+        let state = states[loop.index % states.count]
+        if state.stats == nil { state.stats = loop.protocolStats("S3", operations: S3Operation.names) }
+        let started = monotonicNanoseconds()
+        let requestID = state.nextRequestID()
+        var operation = S3Operation.other
+        var bytes = 0
+        var failed = false
+        do throws(S3Error) {
+            let call = try authenticate(exchange, state: state, requestID: requestID)
+            operation = try route(call)
+            bytes = try await perform(operation, call)
+        } catch {
+            failed = true
+            respond(error, exchange, requestID: requestID)
+        }
+        state.stats?.record(operation.rawValue, nanoseconds: monotonicNanoseconds() &- started, bytes: bytes, error: failed)
+    }
+
+    // MARK: Requests
+
+    /// Splits the target into bucket, key and query, and checks the signature.
+    private func authenticate(_ exchange: HTTPExchange, state: S3LoopState, requestID: String) throws(S3Error) -> S3Call {
+        let request = exchange.request
+        let target = request.targetString
+        guard target.hasPrefix("/") else { throw .invalidRequest("Only origin-form request targets (/bucket/key) are served.") }
+        let rawPath: Substring
+        let query: QueryParameters
+        if let mark = target.firstIndex(of: "?") {
+            rawPath = target[..<mark]
+            guard let parsed = QueryParameters(target[target.index(after: mark)...]) else {
+                throw .invalidArgument("The query string has a malformed percent-escape.")
+            }
+            query = parsed
+        } else {
+            rawPath = Substring(target)
+            query = QueryParameters()
+        }
+        let verified = try state.signer.verify(request, rawPath: rawPath, query: query, now: Int64(time(nil)))
+        let path = rawPath.dropFirst()
+        let bucketPart: Substring
+        let keyPart: Substring
+        if let slash = path.firstIndex(of: "/") {
+            bucketPart = path[..<slash]
+            keyPart = path[path.index(after: slash)...]
+        } else {
+            bucketPart = path
+            keyPart = ""
+        }
+        guard let bucket = URIEncoding.decode(bucketPart.utf8), let key = URIEncoding.decode(keyPart.utf8) else {
+            throw .invalidArgument("The path has a malformed percent-escape or is not UTF-8.")
+        }
+        return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: bucket, key: key,
+                      query: query, requestID: requestID, state: state)
+    }
+
+    /// Which operation a request is (S3's REST routing by method, path and subresource).
+    private func route(_ call: S3Call) throws(S3Error) -> S3Operation {
+        let method = call.request.method
+        let query = call.query
+        if call.bucket.isEmpty {
+            guard method == .get else { throw .methodNotAllowed }
+            return .listBuckets
+        }
+        if call.key.isEmpty {
+            switch method {
+            case .get:
+                if query.has("location") { return .getBucketLocation }
+                if query.has("uploads") { return .listMultipartUploads }
+                if query.has("versioning") || query.has("acl") { return .getBucketConfiguration }
+                for unsupported in ["policy", "cors", "lifecycle", "tagging", "website", "replication", "encryption", "logging",
+                                    "notification", "object-lock", "versions", "ownershipControls", "publicAccessBlock", "accelerate",
+                                    "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering"] where query.has(unsupported) {
+                    throw .notImplemented
+                }
+                return query["list-type"] == "2" ? .listObjectsV2 : .listObjects
+            case .head: return .headBucket
+            case .put:
+                if !query.pairs.isEmpty { throw .notImplemented }
+                return .createBucket
+            case .delete:
+                if !query.pairs.isEmpty { throw .notImplemented }
+                return .deleteBucket
+            case .post:
+                if query.has("delete") { return .deleteObjects }
+                throw .methodNotAllowed
+            default: throw .methodNotAllowed
+            }
+        }
+        switch method {
+        case .get:
+            if query.has("uploadId") { return .listParts }
+            for unsupported in ["acl", "tagging", "torrent", "retention", "legal-hold", "attributes"] where query.has(unsupported) {
+                throw .notImplemented
+            }
+            return .getObject
+        case .head: return .headObject
+        case .put:
+            if query.has("uploadId") || query.has("partNumber") {
+                return call.request.value("x-amz-copy-source") == nil ? .uploadPart : .uploadPartCopy
+            }
+            for unsupported in ["acl", "tagging", "retention", "legal-hold"] where query.has(unsupported) { throw .notImplemented }
+            return call.request.value("x-amz-copy-source") == nil ? .putObject : .copyObject
+        case .post:
+            if query.has("uploads") { return .createMultipartUpload }
+            if query.has("uploadId") { return .completeMultipartUpload }
+            throw .methodNotAllowed
+        case .delete:
+            return query.has("uploadId") ? .abortMultipartUpload : .deleteObject
+        default:
+            throw .methodNotAllowed
+        }
+    }
+
+    /// Runs the operation; returns the payload bytes moved (for the statistics).
+    private func perform(_ operation: S3Operation, _ call: S3Call) async throws(S3Error) -> Int {
+        switch operation {
+        case .listBuckets: try await listBuckets(call)
+        case .headBucket: try await headBucket(call)
+        case .createBucket: try await createBucket(call)
+        case .deleteBucket: try await deleteBucket(call)
+        case .getBucketLocation: try await getBucketLocation(call)
+        case .getBucketConfiguration: try await getBucketConfiguration(call)
+        case .listObjects: try await listObjects(call, version: 1)
+        case .listObjectsV2: try await listObjects(call, version: 2)
+        case .getObject: return try await getObject(call, head: false)
+        case .headObject: return try await getObject(call, head: true)
+        case .putObject: return try await putObject(call)
+        case .copyObject: try await copyObject(call)
+        case .deleteObject: try await deleteObject(call)
+        case .deleteObjects: try await deleteObjects(call)
+        case .createMultipartUpload: try await createMultipartUpload(call)
+        case .uploadPart: return try await uploadPart(call)
+        case .uploadPartCopy: try await uploadPartCopy(call)
+        case .completeMultipartUpload: try await completeMultipartUpload(call)
+        case .abortMultipartUpload: try await abortMultipartUpload(call)
+        case .listParts: try await listParts(call)
+        case .listMultipartUploads: try await listMultipartUploads(call)
+        case .other: throw .notImplemented
+        }
+        return 0
+    }
+
+    // MARK: Responses
+
+    /// An XML document with status 200 (or `status`).
+    func respondXML(_ call: S3Call, _ document: XMLWriter, status: HTTPStatus = .ok) {
+        call.exchange.respond(status, body: document.text) { headers in
+            headers.add("Content-Type", "application/xml")
+            headers.add("x-amz-request-id", call.requestID)
+        }
+    }
+
+    /// An empty response with `status` and extra headers.
+    func respondEmpty(_ call: S3Call, status: HTTPStatus = .ok, _ extra: (inout HTTPHeaderWriter) -> Void = { _ in }) {
+        call.exchange.respond(status, contentLength: status == .noContent || status == .notModified ? nil : 0) { headers in
+            headers.add("x-amz-request-id", call.requestID)
+            extra(&headers)
+        }
+    }
+
+    /// The S3 error document (no body for HEAD, as S3 does).
+    func respond(_ error: S3Error, _ exchange: HTTPExchange, requestID: String) {
+        guard !exchange.responded else {
+            // Too late for a status: the client sees a short body and a closed connection.
+            exchange.closeAfterResponse()
+            exchange.connection.close()
+            return
+        }
+        var document = XMLWriter()
+        document.open("Error")
+        document.element("Code", error.code)
+        document.element("Message", error.message)
+        document.element("Resource", String(exchange.request.targetString.prefix { $0 != "?" }))
+        document.element("RequestId", requestID)
+        document.close("Error")
+        exchange.respond(error.status, body: document.text) { headers in
+            headers.add("Content-Type", "application/xml")
+            headers.add("x-amz-request-id", requestID)
+        }
+    }
+
+    /// ISO 8601 with milliseconds, as S3 lists times ("2026-11-24T23:41:00.000Z").
+    static func isoTime(_ time: Timespec) -> String {
+        var t = time_t(time.seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let date = "\(padded(String(parts.tm_year + 1900), 4))-\(padded(String(parts.tm_mon + 1), 2))-\(padded(String(parts.tm_mday), 2))"
+        let clock = "\(padded(String(parts.tm_hour), 2)):\(padded(String(parts.tm_min), 2)):\(padded(String(parts.tm_sec), 2))"
+        return "\(date)T\(clock).\(padded(String(time.nanoseconds / 1_000_000), 3))Z"
+    }
+
+    /// `text` with leading zeros up to `width` characters.
+    static func padded(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
+

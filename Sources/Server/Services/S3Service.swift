@@ -1,0 +1,34 @@
+import HTTP
+import Logging
+import Runtime
+import S3
+import VFS
+
+/// S3 over HTTP/1.1 on `server.s3_port`: the configured `buckets`, CreateBucket under
+/// `server.s3_bucket_root`, and the users that have S3 keys.
+enum S3Service {
+    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> Listener {
+        let users = configuration.users.compactMap { user -> S3User? in
+            guard let keys = user.s3 else { return nil }
+            return S3User(name: user.name, accessKey: keys.accessKey, secretKey: keys.secretKey,
+                          credentials: Credentials(uid: user.uid, gid: user.gid, groups: user.groups))
+        }
+        let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
+                                  bucketRoot: configuration.server.s3BucketRoot, users: users)
+        let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
+        let host = configuration.server.bind.description
+        let listener: Listener
+        do {
+            listener = try group.listen(host: host, port: configuration.server.s3Port,
+                                        factory: HTTPServer.factory(responder: gateway, loopCount: group.loops.count))
+        } catch {
+            throw ServerError.startup("cannot serve S3 on \(host):\(configuration.server.s3Port): \(error)")
+        }
+        if users.isEmpty {
+            logger.warning("S3: no user has s3_access_key/s3_secret_key, so every S3 request will be refused")
+        }
+        let root = configuration.server.s3BucketRoot.map { "; CreateBucket under \($0)" } ?? ""
+        logger.info("S3 on \(listener.boundAddress); \(settings.buckets.count) bucket(s): \(settings.buckets.map(\.name).joined(separator: ", "))\(root)")
+        return listener
+    }
+}
