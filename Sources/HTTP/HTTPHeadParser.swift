@@ -88,7 +88,11 @@ struct HTTPHeadParser {
         }
         let version = UnsafeRawBufferPointer(rebasing: head[(secondSpace + 1)..<contentEnd])
         guard version.count == 8, version.starts(with: "HTTP/1.".utf8) else {
-            if version.starts(with: "HTTP/".utf8) { return .failure(.versionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served") }
+            // A well-formed HTTP/x.y of another version is 505; anything else is a bad request line.
+            if version.count == 8, version.starts(with: "HTTP/".utf8), version[6] == UInt8(ascii: "."),
+               (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7]) {
+                return .failure(.versionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served")
+            }
             return .failure(.badRequest, "the request line does not end with an HTTP version")
         }
         switch version[7] {

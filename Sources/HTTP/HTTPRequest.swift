@@ -117,6 +117,23 @@ public final class HTTPRequest {
         }
     }
 
+    /// Calls `body` with the method's bytes.
+    public func withMethodBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { body(bytes(methodRange)) }
+
+    /// Appends the values of every field named `name` (lowercase), comma-separated, each
+    /// passed through `transform`; false if there is none.
+    public func appendValues(named name: UnsafeRawBufferPointer, to out: inout [UInt8],
+                             transform: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) -> Bool {
+        var found = false
+        for field in fields where field.name.count == name.count {
+            guard HTTPRequest.equalsLowercase(bytes(field.name), name) else { continue }
+            if found { out.append(UInt8(ascii: ",")) }
+            transform(bytes(field.value), &out)
+            found = true
+        }
+        return found
+    }
+
     /// ASCII case-insensitive equality, `lower` already lowercase.
     @inline(__always)
     static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: UnsafeRawBufferPointer) -> Bool {

@@ -7,6 +7,8 @@ public struct S3Error: Error, Sendable, Equatable {
     public var code: String
     public var status: HTTPStatus
     public var message: String
+    /// For InvalidRange: the object's size, sent as `Content-Range: bytes */SIZE`.
+    var unsatisfiedSize: UInt64?
 
     public init(_ code: String, _ status: HTTPStatus, _ message: String) {
         self.code = code

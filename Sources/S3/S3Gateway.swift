@@ -119,32 +119,23 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     /// Splits the target into bucket, key and query, and checks the signature.
     private func authenticate(_ exchange: HTTPExchange, state: S3LoopState, requestID: String) throws(S3Error) -> S3Call {
         let request = exchange.request
-        let target = request.targetString
-        guard target.hasPrefix("/") else { throw .invalidRequest("Only origin-form request targets (/bucket/key) are served.") }
-        let rawPath: Substring
-        let query: QueryParameters
-        if let mark = target.firstIndex(of: "?") {
-            rawPath = target[..<mark]
-            guard let parsed = QueryParameters(target[target.index(after: mark)...]) else {
+        let target = request.target
+        guard target.first == UInt8(ascii: "/") else { throw .invalidRequest("Only origin-form request targets (/bucket/key) are served.") }
+        let mark = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
+        let rawPath = UnsafeRawBufferPointer(rebasing: target[..<mark])
+        var query = QueryParameters()
+        if mark < target.count {
+            guard let parsed = QueryParameters(bytes: UnsafeRawBufferPointer(rebasing: target[(mark + 1)...])) else {
                 throw .invalidArgument("The query string has a malformed percent-escape.")
             }
             query = parsed
-        } else {
-            rawPath = Substring(target)
-            query = QueryParameters()
         }
         let verified = try state.signer.verify(request, rawPath: rawPath, query: query, now: Int64(time(nil)))
-        let path = rawPath.dropFirst()
-        let bucketPart: Substring
-        let keyPart: Substring
-        if let slash = path.firstIndex(of: "/") {
-            bucketPart = path[..<slash]
-            keyPart = path[path.index(after: slash)...]
-        } else {
-            bucketPart = path
-            keyPart = ""
-        }
-        guard let bucket = URIEncoding.decode(bucketPart.utf8), let key = URIEncoding.decode(keyPart.utf8) else {
+        let path = UnsafeRawBufferPointer(rebasing: rawPath[1...])
+        let slash = path.firstIndex(of: UInt8(ascii: "/"))
+        let bucketPart = UnsafeRawBufferPointer(rebasing: path[..<(slash ?? path.count)])
+        let keyPart = slash.map { UnsafeRawBufferPointer(rebasing: path[($0 + 1)...]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let bucket = URIEncoding.decode(bucketPart), let key = URIEncoding.decode(keyPart) else {
             throw .invalidArgument("The path has a malformed percent-escape or is not UTF-8.")
         }
         return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: bucket, key: key,
@@ -274,6 +265,7 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         exchange.respond(error.status, body: document.text) { headers in
             headers.add("Content-Type", "application/xml")
             headers.add("x-amz-request-id", requestID)
+            if let size = error.unsatisfiedSize { headers.add("Content-Range", "bytes */\(size)") }
         }
     }
 

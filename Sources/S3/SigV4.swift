@@ -47,6 +47,8 @@ final class SigV4 {
     private let users: [String: S3User]
     /// Derived signing keys by "accessKey/date/region/service"; a key is valid for a day.
     private var keys: [String: HMACSHA256] = [:]
+    /// The canonical request being built (reused: no allocation per request once warm).
+    private var canonical: [UInt8] = []
     /// Largest clock difference accepted for header-signed requests (AWS uses 15 minutes).
     static let maxSkew: Int64 = 15 * 60
 
@@ -61,7 +63,7 @@ final class SigV4 {
 
     /// Checks the request's signature. `rawPath` is the path exactly as sent (S3 signs it
     /// without a second round of encoding); `now` is the current time in seconds.
-    func verify(_ request: HTTPRequest, rawPath: Substring, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
+    func verify(_ request: HTTPRequest, rawPath: UnsafeRawBufferPointer, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
         if let authorization = request.value("authorization") {
             return try verifyHeader(authorization, request, rawPath: rawPath, query: query, now: now)
         }
@@ -71,7 +73,7 @@ final class SigV4 {
         throw .accessDenied("Anonymous access is not allowed: sign the request with an access key.")
     }
 
-    private func verifyHeader(_ authorization: String, _ request: HTTPRequest, rawPath: Substring, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
+    private func verifyHeader(_ authorization: String, _ request: HTTPRequest, rawPath: UnsafeRawBufferPointer, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
         guard authorization.hasPrefix("AWS4-HMAC-SHA256 ") else {
             if authorization.hasPrefix("AWS ") {
                 throw .invalidRequest("Signature Version 2 is not supported; use AWS4-HMAC-SHA256.")
@@ -128,7 +130,7 @@ final class SigV4 {
         return Verified(user: scope.user, payload: payload)
     }
 
-    private func verifyPresigned(_ request: HTTPRequest, rawPath: Substring, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
+    private func verifyPresigned(_ request: HTTPRequest, rawPath: UnsafeRawBufferPointer, query: QueryParameters, now: Int64) throws(S3Error) -> Verified {
         guard query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256" else {
             throw .authorizationMalformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256.")
         }
@@ -195,35 +197,53 @@ final class SigV4 {
     }
 
     /// Builds the canonical request and string to sign (SigV4 §"Create a canonical request")
-    /// and returns the hex signature.
-    private func signature(of request: HTTPRequest, rawPath: Substring, canonicalQuery: String, signedHeaders: Substring,
+    /// and returns the hex signature. The canonical request is assembled as bytes in a buffer
+    /// this loop reuses, straight from the request's own bytes.
+    private func signature(of request: HTTPRequest, rawPath: UnsafeRawBufferPointer, canonicalQuery: String, signedHeaders: Substring,
                            payloadHash: String, amzDate: String, scope: Scope, key: HMACSHA256) throws(S3Error) -> String {
-        var canonical = request.methodName
-        canonical += "\n"
-        canonical += rawPath.isEmpty ? "/" : String(rawPath)
-        canonical += "\n"
-        canonical += canonicalQuery
-        canonical += "\n"
+        canonical.removeAll(keepingCapacity: true)
+        request.withMethodBytes { canonical.append(contentsOf: $0) }
+        canonical.append(0x0A)
+        if rawPath.isEmpty { canonical.append(UInt8(ascii: "/")) } else { canonical.append(contentsOf: rawPath) }
+        canonical.append(0x0A)
+        canonical.append(contentsOf: canonicalQuery.utf8)
+        canonical.append(0x0A)
         var sawHost = false
-        for name in signedHeaders.split(separator: ";") {
-            let lower = name.lowercased()
-            if lower == "host" { sawHost = true }
-            let values = request.values(named: lower)
-            guard !values.isEmpty else {
-                throw .accessDenied("The header \(lower) is listed in SignedHeaders but is not in the request.")
+        for name in signedHeaders.utf8.split(separator: UInt8(ascii: ";")) {
+            let lower = name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+            if lower.elementsEqual("host".utf8) { sawHost = true }
+            canonical.append(contentsOf: lower)
+            canonical.append(UInt8(ascii: ":"))
+            let found = lower.withUnsafeBytes { request.appendValues(named: $0, to: &canonical, transform: Self.appendCollapsed) }
+            guard found else {
+                throw .accessDenied("The header \(String(decoding: lower, as: UTF8.self)) is listed in SignedHeaders but is not in the request.")
             }
-            canonical += lower
-            canonical += ":"
-            canonical += values.map(Self.collapseSpaces).joined(separator: ",")
-            canonical += "\n"
+            canonical.append(0x0A)
         }
         guard sawHost else { throw .accessDenied("The host header must be signed.") }
-        canonical += "\n"
-        canonical += signedHeaders
-        canonical += "\n"
-        canonical += payloadHash
-        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope.text)\n\(Hex.encode(Digest.hash(.sha256, canonical)))"
+        canonical.append(0x0A)
+        canonical.append(contentsOf: signedHeaders.utf8)
+        canonical.append(0x0A)
+        canonical.append(contentsOf: payloadHash.utf8)
+        let hash = canonical.withUnsafeBytes { Digest.hash(.sha256, $0) }
+        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope.text)\n\(Hex.encode(hash))"
         return Hex.encode(key.mac(stringToSign))
+    }
+
+    /// Appends a header value trimmed, with inner runs of spaces turned into one.
+    static func appendCollapsed(_ value: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+        var pendingSpace = false
+        var wrote = false
+        for b in value {
+            if b == 0x20 || b == 0x09 {
+                pendingSpace = wrote
+            } else {
+                if pendingSpace { out.append(0x20) }
+                pendingSpace = false
+                wrote = true
+                out.append(b)
+            }
+        }
     }
 
     /// Trims and turns inner runs of spaces into one (SigV4's canonical header values).

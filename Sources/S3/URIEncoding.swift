@@ -29,6 +29,9 @@ public enum URIEncoding {
     /// Decodes %XX escapes (and `+` as a space when `plusIsSpace`, for query strings).
     /// nil for a malformed escape or a result that is not UTF-8.
     public static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool = false) -> String? where C.Element == UInt8 {
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(validating: bytes, as: UTF8.self)
+        }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var iterator = bytes.makeIterator()
@@ -64,21 +67,29 @@ public struct QueryParameters: Sendable {
 
     /// Parses "a=b&c&d=" (c has no value). nil if an escape is malformed.
     public init?(_ raw: Substring) {
-        guard !raw.isEmpty else { return }
-        for part in raw.split(separator: "&", omittingEmptySubsequences: true) {
-            let name: Substring
-            let value: Substring
-            if let eq = part.firstIndex(of: "=") {
-                name = part[..<eq]
-                value = part[part.index(after: eq)...]
-            } else {
-                name = part
-                value = ""
+        var raw = raw
+        let parsed = raw.withUTF8 { QueryParameters(bytes: UnsafeRawBufferPointer($0)) }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    /// Parses the bytes after "?" of a request target.
+    public init?(bytes raw: UnsafeRawBufferPointer) {
+        var start = 0
+        while start < raw.count {
+            var end = start
+            while end < raw.count && raw[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var eq = start
+                while eq < end && raw[eq] != UInt8(ascii: "=") { eq += 1 }
+                let name = UnsafeRawBufferPointer(rebasing: raw[start..<eq])
+                let value = eq < end ? UnsafeRawBufferPointer(rebasing: raw[(eq + 1)..<end]) : UnsafeRawBufferPointer(start: nil, count: 0)
+                guard let n = URIEncoding.decode(name, plusIsSpace: true), let v = URIEncoding.decode(value, plusIsSpace: true) else {
+                    return nil
+                }
+                pairs.append((n, v))
             }
-            guard let n = URIEncoding.decode(name.utf8, plusIsSpace: true), let v = URIEncoding.decode(value.utf8, plusIsSpace: true) else {
-                return nil
-            }
-            pairs.append((n, v))
+            start = end + 1
         }
     }
 

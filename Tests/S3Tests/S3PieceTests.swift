@@ -31,18 +31,20 @@ struct S3PieceTests {
 
         """
         let now = SigV4.parseAmzDate("20130524T000100Z")!
-        let verified = try signer.verify(request(head), rawPath: "/test.txt", query: QueryParameters(), now: now)
+        let pathBytes = Array("/test.txt".utf8)
+        let path = pathBytes.withUnsafeBytes { $0 }
+        let verified = try signer.verify(request(head), rawPath: path, query: QueryParameters(), now: now)
         #expect(verified.user.name == "doc")
         let changed = head.replacing( "bytes=0-9", with: "bytes=0-8")
         #expect(throws: S3Error.signatureDoesNotMatch) {
-            try signer.verify(request(changed), rawPath: "/test.txt", query: QueryParameters(), now: now)
+            try signer.verify(request(changed), rawPath: path, query: QueryParameters(), now: now)
         }
         #expect(throws: S3Error.requestTimeTooSkewed) {
-            try signer.verify(request(head), rawPath: "/test.txt", query: QueryParameters(), now: now + 3600)
+            try signer.verify(request(head), rawPath: path, query: QueryParameters(), now: now + 3600)
         }
         let unknown = head.replacing( "Credential=AKIAIOSFODNN7EXAMPLE", with: "Credential=NOBODY")
         #expect(throws: S3Error.invalidAccessKeyId) {
-            try signer.verify(request(unknown), rawPath: "/test.txt", query: QueryParameters(), now: now)
+            try signer.verify(request(unknown), rawPath: path, query: QueryParameters(), now: now)
         }
     }
 

@@ -45,7 +45,9 @@ extension S3Gateway {
                     respondEmpty(call, status: .rangeNotSatisfiable) { $0.add("Content-Range", "bytes */\(size)") }
                     return 0
                 }
-                throw .invalidRange
+                var error = S3Error.invalidRange
+                error.unsatisfiedSize = size
+                throw error
             }
         }
         let start = range?.lowerBound ?? 0
