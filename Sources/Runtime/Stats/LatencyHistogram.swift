@@ -12,9 +12,28 @@ public struct LatencyHistogram: Sendable, Equatable {
     public private(set) var counts: [UInt64]
     public private(set) var total: UInt64 = 0
     public private(set) var maximum: UInt64 = 0
+    /// Sum of all recorded values (ns), for averages and Prometheus' `_sum`.
+    public private(set) var sum: UInt64 = 0
 
     public init() {
         counts = [UInt64](repeating: 0, count: Self.bucketCount)
+    }
+
+    /// Rebuilds a histogram from its non-empty buckets (bucket index, count), e.g. one sent
+    /// by the admin API. Indexes outside the histogram are ignored.
+    public init(buckets: [(index: Int, count: UInt64)], maximum: UInt64, sum: UInt64) {
+        self.init()
+        for (index, count) in buckets where index >= 0 && index < Self.bucketCount {
+            counts[index] &+= count
+            total &+= count
+        }
+        self.maximum = maximum
+        self.sum = sum
+    }
+
+    /// The non-empty buckets as (index, count): a compact form to send elsewhere.
+    public var nonEmptyBuckets: [(index: Int, count: UInt64)] {
+        counts.indices.compactMap { counts[$0] > 0 ? ($0, counts[$0]) : nil }
     }
 
     @inline(__always)
@@ -37,6 +56,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     public mutating func record(_ nanoseconds: UInt64) {
         counts[Self.index(of: nanoseconds)] &+= 1
         total &+= 1
+        sum &+= nanoseconds
         if nanoseconds > maximum { maximum = nanoseconds }
     }
 
@@ -55,6 +75,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     public mutating func add(_ other: LatencyHistogram) {
         for index in 0..<Self.bucketCount { counts[index] &+= other.counts[index] }
         total &+= other.total
+        sum &+= other.sum
         maximum = max(maximum, other.maximum)
     }
 
@@ -69,6 +90,7 @@ public struct LatencyHistogram: Sendable, Equatable {
             if delta > 0 { top = index }
         }
         result.total = total &- earlier.total
+        result.sum = sum &- earlier.sum
         result.maximum = top < 0 ? 0 : (top == Self.bucketCount - 1 ? maximum : min(maximum, Self.lowerBound(of: top + 1) - 1))
         return result
     }

@@ -53,6 +53,30 @@ public struct LoopSnapshot: Sendable, Equatable {
     public var bytesOut: UInt64
     /// Placement of this loop's buffer memory: "numa node N", or "default" when libnuma could not.
     public var memoryPolicy: String
+
+    public init(index: Int, cpu: Int, node: Int, backend: IOBackendKind, pollMode: PollMode, spinNanoseconds: Int, mode: LoopMode,
+                passes: UInt64, completions: UInt64, wakeups: UInt64, tasksRun: UInt64, pollNanoseconds: UInt64, sleepNanoseconds: UInt64,
+                inFlight: Int, submissionDepth: Int, connections: Int, bytesIn: UInt64, bytesOut: UInt64, memoryPolicy: String) {
+        self.index = index
+        self.cpu = cpu
+        self.node = node
+        self.backend = backend
+        self.pollMode = pollMode
+        self.spinNanoseconds = spinNanoseconds
+        self.mode = mode
+        self.passes = passes
+        self.completions = completions
+        self.wakeups = wakeups
+        self.tasksRun = tasksRun
+        self.pollNanoseconds = pollNanoseconds
+        self.sleepNanoseconds = sleepNanoseconds
+        self.inFlight = inFlight
+        self.submissionDepth = submissionDepth
+        self.connections = connections
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.memoryPolicy = memoryPolicy
+    }
 }
 
 /// Busy and queued work of the delegation pool.
@@ -61,4 +85,11 @@ public struct DelegationSnapshot: Sendable, Equatable {
     public var busy: Int
     public var queued: Int
     public var completed: UInt64
+
+    public init(threads: Int, busy: Int, queued: Int, completed: UInt64) {
+        self.threads = threads
+        self.busy = busy
+        self.queued = queued
+        self.completed = completed
+    }
 }

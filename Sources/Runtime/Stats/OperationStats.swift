@@ -51,6 +51,12 @@ public struct ProtocolSnapshot: Sendable, Equatable {
     public var operationNames: [String]
     public var operations: [OperationCounters]
 
+    public init(protocolName: String, operationNames: [String], operations: [OperationCounters]) {
+        self.protocolName = protocolName
+        self.operationNames = operationNames
+        self.operations = operations
+    }
+
     public var total: OperationCounters {
         operations.reduce(into: OperationCounters()) { $0.add($1) }
     }

@@ -77,6 +77,14 @@ public final class NASServer: ServerControl, @unchecked Sendable {
                 throw error
             }
         }
+        do {
+            let (admin, metrics) = try AdminService.start(configuration, control: self, group: group, logger: logger)
+            if let admin { markServed(port: server.adminPort, address: "\(display):\(admin.port)") }
+            if let metrics { markServed(port: server.metricsPort, address: "\(display):\(metrics.port)") }
+        } catch {
+            group.shutdown()
+            throw error
+        }
         for endpoint in endpoints where !endpoint.served {
             logger.notice("\(endpoint.service) on \(endpoint.address): not served by this build yet")
         }

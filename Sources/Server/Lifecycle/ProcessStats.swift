@@ -8,6 +8,12 @@ public struct ProcessStats: Sendable, Equatable {
     public var cpuNanoseconds: UInt64
     public var threads: Int
 
+    public init(residentBytes: Int, cpuNanoseconds: UInt64, threads: Int) {
+        self.residentBytes = residentBytes
+        self.cpuNanoseconds = cpuNanoseconds
+        self.threads = threads
+    }
+
     public static func current() -> ProcessStats {
         var stats = ProcessStats(residentBytes: 0, cpuNanoseconds: 0, threads: 0)
         if let status = readSmallFile("/proc/self/status") {

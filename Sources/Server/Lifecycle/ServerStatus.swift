@@ -6,6 +6,12 @@ public struct Endpoint: Sendable, Equatable {
     public var address: String
     /// False while the protocol behind this port is not part of this build yet.
     public var served: Bool
+
+    public init(service: String, address: String, served: Bool) {
+        self.service = service
+        self.address = address
+        self.served = served
+    }
 }
 
 /// Everything the console, the admin API and the metrics read about a running server at one
@@ -26,6 +32,21 @@ public struct ServerStatus: Sendable {
     public var protocols: [ProtocolSnapshot]
 
     public var connections: Int { loops.map(\.connections).reduce(0, +) }
+
+    public init(version: String, configSource: String, uptimeNanoseconds: UInt64, takenAt: UInt64, io: IOBackendKind, endpoints: [Endpoint],
+                process: ProcessStats, loops: [LoopSnapshot], delegation: DelegationSnapshot, rdma: String, protocols: [ProtocolSnapshot]) {
+        self.version = version
+        self.configSource = configSource
+        self.uptimeNanoseconds = uptimeNanoseconds
+        self.takenAt = takenAt
+        self.io = io
+        self.endpoints = endpoints
+        self.process = process
+        self.loops = loops
+        self.delegation = delegation
+        self.rdma = rdma
+        self.protocols = protocols
+    }
 }
 
 /// A change an operator makes while the server runs (console keys, later the admin API).
