@@ -322,7 +322,7 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
         }
     }
 
-    public override func commit(_ handle: FileHandle, offset: UInt64, count: UInt64) async throws(VFSError) -> Attributes {
+    open override func commit(_ handle: FileHandle, offset: UInt64, count: UInt64) async throws(VFSError) -> Attributes {
         try await blocking { () throws(VFSError) -> Attributes in
             let object = try self.node(handle)
             if object.type == .regular {

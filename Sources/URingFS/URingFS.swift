@@ -11,7 +11,9 @@ import VFS
 /// opens it on a delegation thread, with the caller's credentials) and submit the transfer to
 /// `EventLoop.current`'s ring; the task resumes on the same loop when it completes. Off a loop
 /// (EventLoop.current is nil) they fall back to the linux module's delegation path. Making
-/// data durable (dataSync/fileSync) goes to the delegation pool.
+/// data durable (stable writes, COMMIT) is an fsync through the ring too: the kernel runs many
+/// at once, so concurrent syncs share journal commits instead of queueing behind the few
+/// delegation threads.
 ///
 /// One deliberate exception to "no system call on the loop": the fstat of the open
 /// descriptor that sizes a read and gives the reply's attributes and the write's WCC data.
@@ -49,6 +51,27 @@ public final class URingFS: LinuxFS, @unchecked Sendable {
         return withExtendedLifetime(file) { Self.readResult(block, count: done, offset: offset, st) }
     }
 
+    private func sync(_ fd: Int32, dataOnly: Bool, on loop: EventLoop) async throws(VFSError) {
+        let result = await loop.fsync(fd: fd, dataOnly: dataOnly)
+        if result < 0 { throw VFSError(errno: -result) }
+    }
+
+    public override func commit(_ handle: FileHandle, offset: UInt64, count: UInt64) async throws(VFSError) -> Attributes {
+        guard let loop = EventLoop.current, loop.hasRing else {
+            return try await super.commit(handle, offset: offset, count: count)
+        }
+        let file: Descriptor
+        do {
+            file = try await self.file(handle, .root, writable: false)
+        } catch {
+            // Not a file this module opens for I/O (a directory, say): the linux module's way.
+            return try await super.commit(handle, offset: offset, count: count)
+        }
+        try await sync(file.fd, dataOnly: false, on: loop)
+        let after = try stat(file)
+        return withExtendedLifetime(file) { after.attributes(.all) }
+    }
+
     public override func write(_ handle: FileHandle, offset: UInt64, data: UnsafeRawBufferPointer, stability: WriteStability, credentials: Credentials) async throws(VFSError) -> WriteResult {
         guard let loop = EventLoop.current else {
             return try await super.write(handle, offset: offset, data: data, stability: stability, credentials: credentials)
@@ -65,7 +88,7 @@ public final class URingFS: LinuxFS, @unchecked Sendable {
             done += n
         }
         if stability > .unstable {
-            try await blocking { () throws(VFSError) in try Self.sync(file, stability) }
+            try await sync(file.fd, dataOnly: stability == .dataSync, on: loop)
         }
         let after = try stat(file)
         return withExtendedLifetime(file) {

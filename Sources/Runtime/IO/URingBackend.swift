@@ -85,6 +85,14 @@ final class URingBackend {
         entry.pointee.user_data = tag
     }
 
+    /// fsync (or fdatasync with `dataOnly`) run by the kernel's io-wq workers: many can be in
+    /// flight at once, so concurrent syncs share journal commits.
+    func fsync(fd: Int32, dataOnly: Bool, tag: UInt64) {
+        let entry = sqe(tag: tag)
+        io_uring_prep_fsync(entry, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
+        entry.pointee.user_data = tag
+    }
+
     /// Submissions queued and not yet entered.
     var pendingSubmissions: Int { Int(dmanoel_uring_sq_ready(ring)) }
 

@@ -234,6 +234,19 @@ public final class EventLoop: @unchecked Sendable {
         })
     }
 
+    /// Whether file I/O goes through an io_uring (else `read`/`write` are plain system calls).
+    public var hasRing: Bool { uring != nil }
+
+    /// Flushes a file to stable storage through the ring (fdatasync with `dataOnly`); returns 0
+    /// or a negative errno. Only with a ring (`hasRing`): without one it would block the loop.
+    public func fsync(fd: Int32, dataOnly: Bool) async -> Int32 {
+        precondition(inLoop && uring != nil, "EventLoop.fsync needs a ring and the loop's thread")
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Int32, Never>) in
+            let slot = addFileWaiter(continuation)
+            uring!.fsync(fd: fd, dataOnly: dataOnly, tag: OpTag.make(.file, slot))
+        }
+    }
+
     private func addFileWaiter(_ continuation: UnsafeContinuation<Int32, Never>) -> Int {
         inFlight += 1
         if let slot = freeFileSlots.popLast() {
