@@ -42,6 +42,8 @@ final class S3LoopState {
     var stats: ProtocolStats?
     var requests: UInt64 = 0
     var temporaries: UInt64 = 0
+    /// Recently read object metadata (see ``CachedMetadata``).
+    var metadata: [FileHandle: CachedMetadata] = [:]
     let idPrefix: String
 
     init(users: [String: S3User], loop: Int) {

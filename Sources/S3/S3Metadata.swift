@@ -117,10 +117,41 @@ enum ETag {
     }
 }
 
+/// Metadata one loop read recently, valid while the object's ctime, size and mtime are the
+/// ones it was read with (changing the xattr changes the ctime): a GET of a hot object needs
+/// no getxattr.
+struct CachedMetadata {
+    var ctime: Timespec
+    var size: UInt64
+    var mtime: Timespec
+    var metadata: ObjectMetadata
+
+    func matches(_ attributes: Attributes) -> Bool {
+        attributes.valid.contains(.ctime) && ctime == attributes.ctime && size == attributes.size && mtime == attributes.mtime
+    }
+}
+
+extension S3LoopState {
+    static let metadataCacheSize = 16384
+
+    func remember(_ metadata: ObjectMetadata, for handle: FileHandle, _ attributes: Attributes) {
+        guard attributes.valid.contains(.ctime) else { return }
+        if self.metadata.count >= Self.metadataCacheSize { self.metadata.removeAll(keepingCapacity: true) }
+        self.metadata[handle] = CachedMetadata(ctime: attributes.ctime, size: attributes.size, mtime: attributes.mtime, metadata: metadata)
+    }
+}
+
 extension S3Gateway {
     /// The object's metadata, with an ETag valid for its current contents: read from the
     /// xattr when its stamp matches, else computed by reading the file and stored again.
-    func metadata(of handle: FileHandle, _ attributes: Attributes, credentials: Credentials) async throws(S3Error) -> ObjectMetadata {
+    func metadata(of handle: FileHandle, _ attributes: Attributes, credentials: Credentials, cache: S3LoopState? = nil) async throws(S3Error) -> ObjectMetadata {
+        if let cache, let entry = cache.metadata[handle], entry.matches(attributes) { return entry.metadata }
+        let metadata = try await readMetadata(of: handle, attributes, credentials: credentials)
+        cache?.remember(metadata, for: handle, attributes)
+        return metadata
+    }
+
+    private func readMetadata(of handle: FileHandle, _ attributes: Attributes, credentials: Credentials) async throws(S3Error) -> ObjectMetadata {
         var stored: ObjectMetadata?
         if let bytes = try? await vfs.getxattr(handle, name: ObjectMetadata.xattrName, credentials: credentials) {
             stored = ObjectMetadata(decoding: bytes)

@@ -38,7 +38,7 @@ extension S3Gateway {
             throw .noSuchKey
         }
         guard attributes.type == .regular else { throw .noSuchKey }
-        let metadata = try await metadata(of: handle, attributes, credentials: call.credentials)
+        let metadata = try await metadata(of: handle, attributes, credentials: call.credentials, cache: call.state)
         let request = call.request
         let modified = attributes.mtime.seconds
         if let ifMatch = request.value("x-amz-copy-source-if-match") {

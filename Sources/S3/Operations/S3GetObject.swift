@@ -21,7 +21,7 @@ extension S3Gateway {
         if attributes.type == .directory && !path.isDirectory { throw .noSuchKey }
         if attributes.type != .directory && path.isDirectory { throw .noSuchKey }
         if attributes.type != .regular && attributes.type != .directory { throw .noSuchKey }
-        let metadata = try await metadata(of: handle, attributes, credentials: call.credentials)
+        let metadata = try await metadata(of: handle, attributes, credentials: call.credentials, cache: call.state)
         let size = attributes.type == .directory ? 0 : attributes.size
 
         if let status = Self.evaluateConditions(call.request, etag: metadata.etag, modified: attributes.mtime.seconds) {

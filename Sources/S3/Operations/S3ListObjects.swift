@@ -17,6 +17,8 @@ extension S3Gateway {
         /// Items at or before this key were returned by earlier pages.
         var after: [UInt8]?
         var maxKeys: Int
+        /// The loop's metadata cache.
+        var cache: S3LoopState?
         var objects: [(key: String, attributes: Attributes, etag: String)] = []
         var prefixes: [String] = []
         var lastPrefix: [UInt8]?
@@ -68,7 +70,7 @@ extension S3Gateway {
             after = marker
         }
 
-        var listing = Listing(prefix: Array(prefix.utf8), delimiter: delimiter.map { Array($0.utf8) }, after: after.map { Array($0.utf8) }, maxKeys: maxKeys)
+        var listing = Listing(prefix: Array(prefix.utf8), delimiter: delimiter.map { Array($0.utf8) }, after: after.map { Array($0.utf8) }, maxKeys: maxKeys, cache: call.state)
         // Walk straight to the deepest directory the prefix names.
         let directoryPart = prefix.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(prefix[...$0]) } ?? ""
         let components = directoryPart.split(separator: "/").map(String.init)
@@ -194,7 +196,7 @@ extension S3Gateway {
         if let after = listing.after, !after.lexicographicallyPrecedes(key) { return true }
         guard listing.room() else { return false }
         var etag = ETag.empty
-        if attributes.type == .regular, let handle, let metadata = try? await metadata(of: handle, attributes, credentials: credentials) {
+        if attributes.type == .regular, let handle, let metadata = try? await metadata(of: handle, attributes, credentials: credentials, cache: listing.cache) {
             etag = metadata.etag
         }
         listing.objects.append((String(decoding: key, as: UTF8.self), attributes, etag))
