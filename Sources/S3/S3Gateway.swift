@@ -13,12 +13,15 @@ public struct S3Settings: Sendable {
     public var users: [S3User]
     /// The region GetBucketLocation reports; requests signed for any region are accepted.
     public var region: String
+    /// Virtual-hosted style: a Host of "BUCKET.<domain>" names the bucket.
+    public var domain: String?
 
-    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1") {
+    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil) {
         self.buckets = buckets
         self.bucketRoot = bucketRoot
         self.users = users
         self.region = region
+        self.domain = domain
     }
 }
 
@@ -134,14 +137,36 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         }
         let verified = try state.signer.verify(request, rawPath: rawPath, query: query, now: Int64(time(nil)))
         let path = UnsafeRawBufferPointer(rebasing: rawPath[1...])
-        let slash = path.firstIndex(of: UInt8(ascii: "/"))
-        let bucketPart = UnsafeRawBufferPointer(rebasing: path[..<(slash ?? path.count)])
-        let keyPart = slash.map { UnsafeRawBufferPointer(rebasing: path[($0 + 1)...]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let bucket = URIEncoding.decode(bucketPart), let key = URIEncoding.decode(keyPart) else {
-            throw .invalidArgument("The path has a malformed percent-escape or is not UTF-8.")
+        let bucket: String
+        let key: String
+        if let hosted = virtualHostedBucket(request) {
+            // Virtual-hosted style: the whole path is the key.
+            guard let decoded = URIEncoding.decode(path) else {
+                throw .invalidArgument("The path has a malformed percent-escape or is not UTF-8.")
+            }
+            bucket = hosted
+            key = decoded
+        } else {
+            let slash = path.firstIndex(of: UInt8(ascii: "/"))
+            let bucketPart = UnsafeRawBufferPointer(rebasing: path[..<(slash ?? path.count)])
+            let keyPart = slash.map { UnsafeRawBufferPointer(rebasing: path[($0 + 1)...]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            guard let decodedBucket = URIEncoding.decode(bucketPart), let decodedKey = URIEncoding.decode(keyPart) else {
+                throw .invalidArgument("The path has a malformed percent-escape or is not UTF-8.")
+            }
+            bucket = decodedBucket
+            key = decodedKey
         }
         return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: bucket, key: key,
                       query: query, requestID: requestID, state: state)
+    }
+
+    /// The bucket named by the Host header ("BUCKET.<domain>[:port]"), when a domain is set.
+    private func virtualHostedBucket(_ request: HTTPRequest) -> String? {
+        guard let domain = settings.domain, var host = request.value("host")?.lowercased() else { return nil }
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
+        guard host.hasSuffix("." + domain) else { return nil }
+        let bucket = String(host.dropLast(domain.count + 1))
+        return bucket.isEmpty ? nil : bucket
     }
 
     /// Which operation a request is (S3's REST routing by method, path and subresource).

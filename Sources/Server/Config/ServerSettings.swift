@@ -23,6 +23,7 @@ import Runtime
 /// | `spin_ns`            | `RuntimeDefaults.spinNanoseconds` (50000)                      |
 /// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
+/// | `s3_domain`          | none: path-style addressing only                               |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -61,6 +62,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// Where S3 CreateBucket makes bucket directories: a path in the server's namespace
     /// (checked against the mounts by ``Configuration``); nil refuses CreateBucket.
     public var s3BucketRoot: String?
+    /// With a domain such as "s3.example.test", a request for host "BUCKET.s3.example.test"
+    /// addresses BUCKET (virtual-hosted style); path style keeps working.
+    public var s3Domain: String?
     public var pollMode: PollMode
     /// How long an `auto` loop spins with nothing to do before it sleeps, in nanoseconds.
     public var spinNanoseconds: Int
@@ -154,7 +158,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir", "s3_bucket_root",
+        "state_dir", "s3_bucket_root", "s3_domain",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -180,6 +184,19 @@ extension ServerSettings {
                                   fix: "Give a directory's full path, e.g. \"state_dir\": \"/var/lib/dmanoel-nas\".")
             }
             settings.stateDirectory = directory
+        }
+
+        if let domainValue = section["s3_domain"] {
+            let domain = try domainValue.string(example: "s3.example.test").lowercased()
+            let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+            guard domain.utf8.count <= 253, labels.count >= 1, labels.allSatisfy({ label in
+                !label.isEmpty && label.utf8.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                    && label.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "-") }
+            }) else {
+                throw configError(domainValue.path, "\(JSONValue.quoted(domain)) is not a DNS name",
+                                  fix: "Give the domain clients put after the bucket name, e.g. \"s3_domain\": \"s3.example.test\" (no port, no scheme).")
+            }
+            settings.s3Domain = domain
         }
 
         if let bind = section["bind"] {
@@ -286,6 +303,7 @@ extension ServerSettings {
         object["spin_ns"] = .number(Double(spinNanoseconds))
         if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
         if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
+        if let s3Domain { object["s3_domain"] = .string(s3Domain) }
         return .object(object)
     }
 

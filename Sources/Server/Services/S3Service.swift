@@ -14,7 +14,7 @@ enum S3Service {
                           credentials: Credentials(uid: user.uid, gid: user.gid, groups: user.groups))
         }
         let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
-                                  bucketRoot: configuration.server.s3BucketRoot, users: users)
+                                  bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain)
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
         let host = configuration.server.bind.description
         let listener: Listener
