@@ -128,6 +128,12 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
     /// The kernel checks permissions with the caller's credentials (when the server can switch to them).
     open override var checksPermissions: Bool { identity.canSwitch }
 
+    /// Every lookup and getattr costs a hop to a delegation thread and a system call, so the
+    /// VFS caches names and attributes; the served directory can change behind the server's
+    /// back, so entries live one second (a mount's `cache_ttl_ms` changes it). One statx
+    /// yields every attribute, so a miss asks for all of them.
+    open override var metadataCachePolicy: MetadataCachePolicy? { MetadataCachePolicy(fillMask: .all) }
+
     public override var rootHandle: FileHandle {
         rootBody.withUnsafeBytes { FileHandle(mount: mountID, body: $0)! }
     }

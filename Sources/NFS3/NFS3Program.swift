@@ -181,6 +181,6 @@ struct NFS3Request {
 
     /// Post-operation attributes when they can be had, nil otherwise (never fails the call).
     func attributes(_ handle: FileHandle) async -> Attributes? {
-        try? await vfs.getattr(handle, mask: .all)
+        try? await vfs.getattr(handle, mask: .nfs3)
     }
 }

@@ -103,7 +103,7 @@ struct ConfigurationTests {
                     "admin_port": 0, "metrics_port": 0, "io": "epoll", "poll_mode": "never", "spin_ns": 0
                 },
                 "mounts": {
-                    "data": {"module": "linux", "path": "/srv/data"},
+                    "data": {"module": "linux", "path": "/srv/data", "cache_ttl_ms": 250},
                     "fast.1": {"module": "io_uring", "path": "/srv/fast"},
                     "demo": {"module": "demofs", "path": "/sub/dir"}
                 },
@@ -132,7 +132,7 @@ struct ConfigurationTests {
             bind: IPAddress("::")!, nfsPort: 12049, portmapPort: 10111, smbPort: 0, s3Port: 19000, adminPort: 0, metricsPort: 0,
             io: .epoll, pollMode: .never, spinNanoseconds: 0))
         #expect(c.mounts == [
-            MountSettings(name: "data", module: .linux, path: "/srv/data"),
+            MountSettings(name: "data", module: .linux, path: "/srv/data", cacheTTLMilliseconds: 250),
             MountSettings(name: "fast.1", module: .ioUring, path: "/srv/fast"),
             MountSettings(name: "demo", module: .plugin("demofs"), path: "/sub/dir"),
         ])
@@ -186,6 +186,12 @@ struct ConfigurationTests {
         #expect(notADirectory.warnings.map(\.description) == [
             #"mounts.d.path: /etc/passwd is not a directory; the server keeps mount "d" (/d) offline and serves the rest"#,
         ])
+        let uncached = try Configuration.parse(#"{"mounts": {"m": {"module": "memfs", "path": "/", "cache_ttl_ms": 100}}}"#,
+                                               source: "t", environment: .stub())
+        #expect(uncached.warnings.map(\.description) == [
+            "mounts.m.cache_ttl_ms: the memfs module is not cached (only linux and io_uring are), so cache_ttl_ms has no effect",
+        ])
+        #expect(uncached.configuration.mounts.first?.cacheTTLMilliseconds == 100)
         let rdma = withMemfs(#""server": {"rdma": true}"#)
         #expect(try Configuration.parse(rdma, source: "t", environment: .stub()).warnings.map(\.keyPath) == ["server.rdma"])
         #expect(try Configuration.parse(rdma, source: "t", environment: .stub(rdmaDevices: ["mlx5_0"])).warnings.isEmpty)

@@ -24,18 +24,24 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 /// loop, as protocol code does.
 final class Fixture: @unchecked Sendable {
     let group: LoopGroup
-    let vfs = VirtualFileSystem()
+    let vfs: VirtualFileSystem
     let backend: Backend
     private var scratch: [String] = []
 
     static let user = Credentials(uid: 1000, gid: 1000)
     static let other = Credentials(uid: 2000, gid: 2000)
 
-    init(_ backend: Backend, threads: Int = 1) throws {
+    /// `cacheTTL` (ns) replaces the mount's metadata-cache TTL (0: no cache); `vfs` replaces
+    /// the default namespace (smaller caches).
+    init(_ backend: Backend, threads: Int = 1, cacheTTL: UInt64? = nil, vfs: VirtualFileSystem = VirtualFileSystem()) throws {
         self.backend = backend
+        self.vfs = vfs
         group = try LoopGroup(LoopGroupSettings(threads: threads, delegationThreads: 4, io: .ioUring, pollMode: .never, pinThreads: false))
-        try vfs.mount("m", backend: makeBackend(name: "m"))
+        try vfs.mount("m", backend: makeBackend(name: "m"), cacheTTLNanoseconds: cacheTTL)
     }
+
+    /// The host directory a linux or io_uring mount serves.
+    var hostDirectory: String? { (vfs.mount(named: "m")?.backend as? LinuxFS)?.rootPath }
 
     func makeBackend(name: String) throws -> FileSystemBackend {
         switch backend {

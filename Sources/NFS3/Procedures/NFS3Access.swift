@@ -9,7 +9,7 @@ extension NFS3Program {
         let wanted = try request.uint32()
         let credentials = request.credentials
         let readOnly = request.export?.readOnly ?? true
-        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .all) }
+        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .nfs3) }
         let granted = try await request.vfsCall { () async throws(VFSError) in
             try await vfs.access(handle, wanted: [.read, .write, .execute], credentials: credentials)
         }

@@ -23,7 +23,7 @@ extension NFS3Program {
     /// FSINFO (RFC 1813 §3.3.19): 1 MiB transfers, nanosecond times, links and symlinks.
     func fsinfo(_ request: inout NFS3Request) async throws(NFS3Failure) {
         let handle = try request.handle()
-        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .all) }
+        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .nfs3) }
         request.context.reply(capacity: 4 + NFS3XDR.postOpSize + 48) { encoder in
             encoder.uint32(NFS3Status.ok.rawValue)
             NFS3XDR.postOp(&encoder, attributes)
@@ -44,7 +44,7 @@ extension NFS3Program {
     /// PATHCONF (RFC 1813 §3.3.20).
     func pathconf(_ request: inout NFS3Request) async throws(NFS3Failure) {
         let handle = try request.handle()
-        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .all) }
+        let attributes = try await request.vfsCall { () async throws(VFSError) in try await vfs.getattr(handle, mask: .nfs3) }
         request.context.reply(capacity: 4 + NFS3XDR.postOpSize + 24) { encoder in
             encoder.uint32(NFS3Status.ok.rawValue)
             NFS3XDR.postOp(&encoder, attributes)

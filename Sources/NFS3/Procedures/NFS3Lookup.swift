@@ -8,7 +8,7 @@ extension NFS3Program {
         let name = try request.name()
         let credentials = request.credentials
         do {
-            let (handle, attributes) = try await vfs.lookup(directory, name: name, mask: .all, credentials: credentials)
+            let (handle, attributes) = try await vfs.lookup(directory, name: name, mask: .nfs3, credentials: credentials)
             let directoryAttributes = await request.attributes(directory)
             let wire = request.wire(handle)
             request.context.reply(capacity: 4 + 4 + NFS3.maxHandleSize + 2 * NFS3XDR.postOpSize) { encoder in

@@ -17,7 +17,7 @@ extension NFS3Program {
         let budget = min(maxcount, NFS3.maxTransfer) - overhead
         guard budget > 0 else { throw .status(.toosmall) }
         let wanted = min(4096, max(1, budget / (plus ? 120 : 24)))
-        let mask: AttributeMask = plus ? .all : []
+        let mask: AttributeMask = plus ? .nfs3 : []
         let page: ReadDirResult
         do {
             page = try await vfs.readdir(directory, cookie: cookie, verifier: cookie == 0 ? 0 : verifier, maxEntries: wanted, mask: mask, credentials: credentials)

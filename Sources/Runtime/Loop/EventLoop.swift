@@ -127,6 +127,14 @@ public final class EventLoop: @unchecked Sendable {
         return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
     }
 
+    /// `current?.index` without taking a reference to the loop: for per-thread counters kept
+    /// outside the runtime (the VFS caches), which must not touch a shared reference count.
+    @inline(__always)
+    public static var currentIndex: Int? {
+        guard let raw = pthread_getspecific(currentKey) else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.index }
+    }
+
     /// True on this loop's own thread.
     @inline(__always)
     public var inLoop: Bool {

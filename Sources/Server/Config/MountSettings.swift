@@ -37,16 +37,27 @@ public enum MountModule: Sendable, Hashable, CustomStringConvertible {
 /// For `linux` and `io_uring`, `path` is an absolute directory on the host; a directory that
 /// does not exist is a warning, and the server keeps the mount offline while it serves the rest.
 /// For `memfs` and plugins, `path` is the directory inside that filesystem to serve ("/").
+///
+/// `cache_ttl_ms` (optional, 0 to 3600000) is how long the VFS believes a cached name or
+/// attribute of a `linux` or `io_uring` mount before asking the host again: changes made
+/// through the server are seen at once regardless; this bounds how long a change made directly
+/// in the host directory can go unseen. 0 turns the cache off; absent means 1000 (one second).
+/// memfs and plugins are not cached, so there it is a warning.
 public struct MountSettings: Sendable, Equatable {
     /// 1 to 64 of `A-Z a-z 0-9 . _ -`, not "." or "..".
     public var name: String
     public var module: MountModule
     public var path: String
+    /// `cache_ttl_ms`; nil: the module's default.
+    public var cacheTTLMilliseconds: Int?
 
-    public init(name: String, module: MountModule, path: String) {
+    public static let maxCacheTTLMilliseconds = 3_600_000
+
+    public init(name: String, module: MountModule, path: String, cacheTTLMilliseconds: Int? = nil) {
         self.name = name
         self.module = module
         self.path = path
+        self.cacheTTLMilliseconds = cacheTTLMilliseconds
     }
 
     /// Where the mount appears in the server's namespace: "/" + name.
@@ -70,7 +81,7 @@ extension MountSettings {
         var mounts: [MountSettings] = []
         for (name, entryValue) in entries {
             try ConfigNames.checkSimpleName(name, at: entryValue.path, kind: "mount")
-            let entry = try entryValue.section("a mount", keys: ["module", "path"],
+            let entry = try entryValue.section("a mount", keys: ["module", "path", "cache_ttl_ms"],
                                                example: #"{ "module": "memfs", "path": "/" }"#)
             let moduleValue = try entry.require("module", example: "\"memfs\"")
             let moduleName = try moduleValue.string(example: "memfs")
@@ -97,13 +108,20 @@ extension MountSettings {
                 try NamespacePath.checkClean(path, at: pathValue.path, what: "the path",
                                              fix: "It is a directory inside the \(module) filesystem; \"/\" serves all of it.")
             }
-            mounts.append(MountSettings(name: name, module: module, path: path))
+            let ttl = try entry.optionalInt(
+                "cache_ttl_ms", in: 0...maxCacheTTLMilliseconds, example: "1000",
+                hint: "Use 0 (no cache) to \(maxCacheTTLMilliseconds) (one hour) milliseconds, or leave \"cache_ttl_ms\" out for the default (1000).")
+            if ttl != nil, !module.servesHostDirectory, let ttlValue = entry["cache_ttl_ms"] {
+                context.warn(ttlValue.path, "the \(module) module is not cached (only linux and io_uring are), so cache_ttl_ms has no effect")
+            }
+            mounts.append(MountSettings(name: name, module: module, path: path, cacheTTLMilliseconds: ttl))
         }
         return mounts
     }
 
     func jsonValue() -> JSONValue {
-        ["module": .string(module.name), "path": .string(path)]
+        guard let cacheTTLMilliseconds else { return ["module": .string(module.name), "path": .string(path)] }
+        return ["module": .string(module.name), "path": .string(path), "cache_ttl_ms": .number(Double(cacheTTLMilliseconds))]
     }
 
     func environmentWarnings(_ environment: ConfigurationEnvironment, into warnings: inout [ConfigWarning]) {

@@ -20,7 +20,7 @@ enum Mounts {
                 continue
             }
             do {
-                try vfs.mount(mount.name, backend: backend)
+                try vfs.mount(mount.name, backend: backend, cacheTTLNanoseconds: mount.cacheTTLMilliseconds.map { UInt64($0) * 1_000_000 })
                 logger.info("mount /\(mount.name): \(mount.module.name) \(mount.path)")
             } catch {
                 logger.warning("mount \(mount.name): \(error); the mount stays offline")

@@ -22,6 +22,15 @@ open class FileSystemBackend: @unchecked Sendable {
 
     open var rootHandle: FileHandle { preconditionFailure("\(moduleName) has no root handle") }
 
+    /// Whether and how the VFS caches this backend's names and attributes (see
+    /// `MetadataCachePolicy`); nil, the default, means not at all. A backend that already
+    /// answers from memory (memfs) gains nothing from it; one that pays a system call or a
+    /// thread hop per lookup (linux, io_uring) does. A cached backend must return, from
+    /// every mutation, the attributes it changed (the directory's after-attributes, the
+    /// object's new ones), and must have no way of changing but through its own calls other
+    /// than the ones the TTL covers.
+    open var metadataCachePolicy: MetadataCachePolicy? { nil }
+
     open func getattr(_ handle: FileHandle, mask: AttributeMask) async throws(VFSError) -> Attributes {
         throw .notSupported
     }

@@ -1,10 +1,10 @@
 /// What kind of object a handle names.
-public enum FileType: UInt8, Sendable, Equatable {
+public enum FileType: UInt8, Sendable, Equatable, BitwiseCopyable {
     case regular = 1, directory, symlink, blockDevice, characterDevice, fifo, socket
 }
 
 /// Seconds and nanoseconds since the Unix epoch.
-public struct Timespec: Sendable, Hashable, Comparable {
+public struct Timespec: Sendable, Hashable, Comparable, BitwiseCopyable {
     public var seconds: Int64
     public var nanoseconds: UInt32
 
@@ -21,7 +21,7 @@ public struct Timespec: Sendable, Hashable, Comparable {
 }
 
 /// Which attributes a caller wants. A backend fills only these; an empty mask costs no stat.
-public struct AttributeMask: OptionSet, Sendable, Hashable {
+public struct AttributeMask: OptionSet, Sendable, Hashable, BitwiseCopyable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
@@ -45,12 +45,15 @@ public struct AttributeMask: OptionSet, Sendable, Hashable {
     public static let all = AttributeMask(rawValue: (1 << 15) - 1)
     /// What NFSv3 wcc_data's pre-operation attributes carry.
     public static let weakCacheConsistency: AttributeMask = [.size, .mtime, .ctime]
+    /// What NFSv3's fattr3 carries (no birth time, no change counter): what NFSv3 asks for,
+    /// so backends never look up the rest for it.
+    public static let nfs3: AttributeMask = [.type, .mode, .nlink, .uid, .gid, .size, .spaceUsed, .rdev, .fsid, .fileid, .atime, .mtime, .ctime]
     /// Everything a stat(2) yields (all but birth time, which only some backends know).
     public static let stat: AttributeMask = all.subtracting(.birthTime)
 }
 
 /// Attributes of one object; only the fields in `valid` mean anything.
-public struct Attributes: Sendable, Equatable {
+public struct Attributes: Sendable, Equatable, BitwiseCopyable {
     public var valid: AttributeMask = []
     public var type: FileType = .regular
     /// Permission bits and set-id/sticky bits (07777), without the type.
