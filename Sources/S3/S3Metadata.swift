@@ -18,7 +18,10 @@ struct ObjectMetadata: Equatable {
     var stampSize: UInt64 = 0
     var stampMtime = Timespec.zero
 
-    static let xattrName = "user.dmanoel.s3"
+    /// An ordinary user xattr, not one of the server's hidden `user.dmanoel.*` names: the
+    /// linux and io_uring modules refuse those to every caller, and other protocols may
+    /// usefully see an object's Content-Type and metadata.
+    static let xattrName = "user.s3.metadata"
     static let storedHeaders = ["content-encoding", "content-disposition", "content-language", "cache-control", "expires"]
     /// S3's limit on user metadata (names and values together).
     static let maxUserBytes = 2048

@@ -23,7 +23,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import rss_bytes
+from conftest import wait_for, rss_bytes
 from s3_support import (BUCKET, SECRET_KEY, STREAMING, UNSIGNED, AwsCli, OursS3, Rclone, RawConnection,
                         S3cmd, SeaweedS3, aws_chunked, aws_chunked_length, key_path, make_client, raw_request, serves,
                         sign_request, target_kind)
@@ -1166,3 +1166,22 @@ def test_cross_protocol_s3_and_nfs3(ours_only, s3, client, prefix):
         assert names_over_nfs() == before
     finally:
         nfs.close()
+
+
+def test_metadata_is_kept_on_a_host_directory(host_dir_server):
+    """On linux/io_uring mounts the metadata lives in a user xattr of the file itself."""
+    server = host_dir_server
+    client = make_client(server.endpoint)
+    body = os.urandom(70000)
+    client.put_object(Bucket=BUCKET, Key="meta/doc.bin", Body=body, ContentType="application/x-test",
+                      Metadata={"origin": "unit"}, CacheControl="max-age=60")
+    head = client.head_object(Bucket=BUCKET, Key="meta/doc.bin")
+    assert head["ContentType"] == "application/x-test" and head["Metadata"] == {"origin": "unit"}
+    assert head["CacheControl"] == "max-age=60" and head["ETag"] == f'"{md5(body)}"'
+    stored = os.getxattr(server.share / "meta" / "doc.bin", "user.s3.metadata").decode()
+    assert stored.startswith("v1\n") and f"etag {md5(body)}" in stored and "type application/x-test" in stored
+    # Changed behind S3's back: once the mount's attribute cache (TTL 1 s by default) has
+    # expired, the ETag follows the new contents.
+    (server.share / "meta" / "doc.bin").write_bytes(b"rewritten on the host")
+    assert wait_for(lambda: client.head_object(Bucket=BUCKET, Key="meta/doc.bin")["ETag"] == f'"{md5(b"rewritten on the host")}"',
+                    timeout=5, interval=0.2)
