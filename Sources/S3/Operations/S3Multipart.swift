@@ -126,13 +126,13 @@ extension S3Gateway {
     }
 
     /// Puts a finished temporary part file in place, replacing an earlier upload of the same part.
-    private func installPart(_ upload: Upload, number: Int, temporary: String, etag: String, credentials: Credentials) async throws(S3Error) {
+    private func installPart(_ upload: Upload, number: Int, temporary: String, etag: String, synced: Bool = false, credentials: Credentials) async throws(S3Error) {
         let name = Self.partName(number, etag: etag)
         for old in try await parts(of: upload, credentials: credentials) where old.number == number && old.name != name {
             _ = try? await vfs.remove(in: upload.directory, name: old.name, credentials: credentials)
         }
         do {
-            _ = try await vfs.commit(try await vfs.lookup(upload.directory, name: temporary, mask: [], credentials: credentials).0)
+            if !synced { _ = try await vfs.commit(try await vfs.lookup(upload.directory, name: temporary, mask: [], credentials: credentials).0) }
             _ = try await vfs.rename(from: upload.directory, name: temporary, to: upload.directory, newName: name, credentials: credentials)
         } catch {
             throw S3Error(error)
@@ -148,19 +148,11 @@ extension S3Gateway {
         if let declared = payload.declaredLength, declared > Self.maxPutSize { throw .entityTooLarge }
         let (temporary, handle) = try await createTemporary(in: upload.directory, state: call.state, credentials: call.credentials)
         do throws(S3Error) {
-            var offset: UInt64 = 0
-            while let piece = try await payload.next() {
-                do {
-                    _ = try await vfs.write(handle, offset: offset, data: piece, stability: .unstable, credentials: call.credentials)
-                } catch {
-                    throw S3Error(error)
-                }
-                offset += UInt64(piece.count)
-            }
+            let (count, synced) = try await writeBody(payload, to: handle, credentials: call.credentials)
             let etag = Hex.encode(try payload.finish())
-            try await installPart(upload, number: number, temporary: temporary, etag: etag, credentials: call.credentials)
+            try await installPart(upload, number: number, temporary: temporary, etag: etag, synced: synced != nil, credentials: call.credentials)
             respondEmpty(call) { $0.add("ETag", "\"\(etag)\"") }
-            return Int(offset)
+            return Int(count)
         } catch {
             _ = try? await vfs.remove(in: upload.directory, name: temporary, credentials: call.credentials)
             throw error

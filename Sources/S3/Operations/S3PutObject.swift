@@ -31,23 +31,34 @@ extension S3Gateway {
         let parent = try await makeDirectories(root, path.parents, credentials: call.credentials)
         let (temporary, handle) = try await createTemporary(in: parent, state: call.state, credentials: call.credentials)
         do throws(S3Error) {
-            var offset: UInt64 = 0
-            while let piece = try await payload.next() {
-                do {
-                    _ = try await vfs.write(handle, offset: offset, data: piece, stability: .unstable, credentials: call.credentials)
-                } catch {
-                    throw S3Error(error)
-                }
-                offset += UInt64(piece.count)
-            }
+            let (count, synced) = try await writeBody(payload, to: handle, credentials: call.credentials)
             metadata.etag = Hex.encode(try payload.finish())
-            try await publish(handle, temporary: temporary, in: parent, as: path.name, metadata: &metadata, credentials: call.credentials)
+            try await publish(handle, temporary: temporary, in: parent, as: path.name, metadata: &metadata, synced: synced, credentials: call.credentials)
             respondEmpty(call) { $0.add("ETag", "\"\(metadata.etag)\"") }
-            return Int(offset)
+            return Int(count)
         } catch {
             _ = try? await vfs.remove(in: parent, name: temporary, credentials: call.credentials)
             throw error
         }
+    }
+
+    /// Writes the body into `handle` as it arrives. When the length is known the last write is
+    /// a FILE_SYNC one (the same descriptor writes and syncs: no separate COMMIT), and its
+    /// attributes come back; otherwise the caller commits.
+    func writeBody(_ payload: S3Payload, to handle: FileHandle, credentials: Credentials) async throws(S3Error) -> (UInt64, synced: Attributes?) {
+        var offset: UInt64 = 0
+        var synced: Attributes?
+        while let piece = try await payload.next() {
+            let last = payload.declaredLength == offset + UInt64(piece.count)
+            do {
+                let result = try await vfs.write(handle, offset: offset, data: piece, stability: last ? .fileSync : .unstable, credentials: credentials)
+                if last { synced = result.after }
+            } catch {
+                throw S3Error(error)
+            }
+            offset += UInt64(piece.count)
+        }
+        return (offset, synced)
     }
 
     /// A new hidden file in `directory` for an upload in progress.
@@ -65,10 +76,11 @@ extension S3Gateway {
     /// Makes a finished temporary file durable, stamps and stores its metadata, and renames it
     /// over `name` (atomically replacing an older object).
     func publish(_ handle: FileHandle, temporary: String, in directory: FileHandle, as name: String,
-                 metadata: inout ObjectMetadata, credentials: Credentials) async throws(S3Error) {
+                 metadata: inout ObjectMetadata, synced: Attributes? = nil, credentials: Credentials) async throws(S3Error) {
         do {
             // A completed PUT means the data is on disk (FILE_SYNC semantics).
-            let attributes = try await vfs.commit(handle)
+            let attributes: Attributes
+            if let synced, synced.valid.isSuperset(of: [.size, .mtime]) { attributes = synced } else { attributes = try await vfs.commit(handle) }
             metadata.stamp(attributes)
             await store(metadata, on: handle, credentials: credentials)
             _ = try await vfs.rename(from: directory, name: temporary, to: directory, newName: name, credentials: credentials)
