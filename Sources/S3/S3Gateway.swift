@@ -30,12 +30,12 @@ enum S3Operation: Int, CaseIterable {
     case listBuckets, headBucket, createBucket, deleteBucket, getBucketLocation, getBucketConfiguration
     case listObjects, listObjectsV2, getObject, headObject, putObject, copyObject, deleteObject, deleteObjects
     case createMultipartUpload, uploadPart, uploadPartCopy, completeMultipartUpload, abortMultipartUpload
-    case listParts, listMultipartUploads, other
+    case listParts, listMultipartUploads, listObjectVersions, putACL, other
 
     static let names = ["ListBuckets", "HeadBucket", "CreateBucket", "DeleteBucket", "GetBucketLocation", "GetBucketConfiguration",
                         "ListObjects", "ListObjectsV2", "GetObject", "HeadObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects",
                         "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
-                        "ListParts", "ListMultipartUploads", "Other"]
+                        "ListParts", "ListMultipartUploads", "ListObjectVersions", "PutAcl", "Other"]
 }
 
 /// What one loop thread keeps for S3: its signature verifier (with its key cache), its
@@ -183,14 +183,16 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
                 if query.has("location") { return .getBucketLocation }
                 if query.has("uploads") { return .listMultipartUploads }
                 if query.has("versioning") || query.has("acl") { return .getBucketConfiguration }
+                if query.has("versions") { return .listObjectVersions }
                 for unsupported in ["policy", "cors", "lifecycle", "tagging", "website", "replication", "encryption", "logging",
-                                    "notification", "object-lock", "versions", "ownershipControls", "publicAccessBlock", "accelerate",
+                                    "notification", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate",
                                     "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering"] where query.has(unsupported) {
                     throw .notImplemented
                 }
                 return query["list-type"] == "2" ? .listObjectsV2 : .listObjects
             case .head: return .headBucket
             case .put:
+                if query.has("acl") { return .putACL }
                 if !query.pairs.isEmpty { throw .notImplemented }
                 return .createBucket
             case .delete:
@@ -205,7 +207,8 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         switch method {
         case .get:
             if query.has("uploadId") { return .listParts }
-            for unsupported in ["acl", "tagging", "torrent", "retention", "legal-hold", "attributes"] where query.has(unsupported) {
+            if query.has("acl") { return .getBucketConfiguration }
+            for unsupported in ["tagging", "torrent", "retention", "legal-hold", "attributes"] where query.has(unsupported) {
                 throw .notImplemented
             }
             return .getObject
@@ -214,7 +217,8 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
             if query.has("uploadId") || query.has("partNumber") {
                 return call.request.value("x-amz-copy-source") == nil ? .uploadPart : .uploadPartCopy
             }
-            for unsupported in ["acl", "tagging", "retention", "legal-hold"] where query.has(unsupported) { throw .notImplemented }
+            if query.has("acl") { return .putACL }
+            for unsupported in ["tagging", "retention", "legal-hold"] where query.has(unsupported) { throw .notImplemented }
             return call.request.value("x-amz-copy-source") == nil ? .putObject : .copyObject
         case .post:
             if query.has("uploads") { return .createMultipartUpload }
@@ -251,6 +255,8 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         case .abortMultipartUpload: try await abortMultipartUpload(call)
         case .listParts: try await listParts(call)
         case .listMultipartUploads: try await listMultipartUploads(call)
+        case .listObjectVersions: try await listObjects(call, version: 0)
+        case .putACL: try await putACL(call)
         case .other: throw .notImplemented
         }
         return 0

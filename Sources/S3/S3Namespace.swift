@@ -14,6 +14,9 @@ struct ObjectPath {
 
     /// Names the server keeps for itself inside buckets (temporary uploads, multipart parts).
     static let reservedPrefix = ".dmanoel-s3"
+    /// The file inside directory "d" that holds the content and metadata of the object "d/"
+    /// when one was PUT (S3 "folder" objects may have a body).
+    static let folderObject = reservedPrefix + "-folder"
     static let maxKeyBytes = 1024
 
     /// Refuses keys that cannot be files: empty segments, "." and "..", NUL, over-long names,

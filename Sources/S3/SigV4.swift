@@ -144,11 +144,11 @@ final class SigV4 {
         guard let requestTime = Self.parseAmzDate(amzDate) else {
             throw .authorizationMalformed("X-Amz-Date is not in the ISO 8601 basic format.")
         }
-        guard let expires = Int64(expiresText), expires >= 1, expires <= 604_800 else {
-            throw .authorizationMalformed("X-Amz-Expires must be between 1 and 604800 seconds.")
+        guard let expires = Int64(expiresText), expires >= 0, expires <= 604_800 else {
+            throw .authorizationMalformed("X-Amz-Expires must be between 0 and 604800 seconds.")
         }
         if now < requestTime - Self.maxSkew { throw .requestTimeTooSkewed }
-        if now > requestTime + expires { throw .accessDenied("Request has expired.") }
+        if now >= requestTime + expires && (expires == 0 || now > requestTime + expires) { throw .accessDenied("Request has expired.") }
         let payloadHash = request.value("x-amz-content-sha256") ?? "UNSIGNED-PAYLOAD"
         let key = signingKey(scope)
         let expected = try self.signature(of: request, rawPath: rawPath, canonicalQuery: query.canonical(excluding: "X-Amz-Signature"),

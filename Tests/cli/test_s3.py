@@ -1185,3 +1185,58 @@ def test_metadata_is_kept_on_a_host_directory(host_dir_server):
     (server.share / "meta" / "doc.bin").write_bytes(b"rewritten on the host")
     assert wait_for(lambda: client.head_object(Bucket=BUCKET, Key="meta/doc.bin")["ETag"] == f'"{md5(b"rewritten on the host")}"',
                     timeout=5, interval=0.2)
+
+
+def test_conditional_put(s3, client, prefix):
+    key = prefix + "cond"
+    first = client.put_object(Bucket=s3.bucket, Key=key, Body=b"one")["ETag"]
+
+    def put_with(headers, body):
+        def add(**kwargs):
+            kwargs["params"]["headers"].update(headers)
+        client.meta.events.register_first("before-call.s3.PutObject", add)
+        try:
+            return client.put_object(Bucket=s3.bucket, Key=key, Body=body)
+        finally:
+            client.meta.events.unregister("before-call.s3.PutObject", add)
+
+    for headers in ({"If-None-Match": "*"}, {"If-Match": '"0123456789abcdef0123456789abcdef"'}, {"If-None-Match": first}):
+        with pytest.raises(ClientError) as excinfo:
+            put_with(headers, b"refused")
+        assert error_of(excinfo) == (412, "PreconditionFailed"), headers
+    assert client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == b"one"
+    put_with({"If-Match": first}, b"two")
+    assert client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == b"two"
+    key = prefix + "missing"
+    with pytest.raises(ClientError) as excinfo:
+        put_with({"If-Match": "*"}, b"x")
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+
+
+def test_folder_objects_keep_their_content(s3, client, prefix):
+    client.put_object(Bucket=s3.bucket, Key=prefix + "folder/", Body=b"folder body", ContentType="text/x-folder")
+    client.put_object(Bucket=s3.bucket, Key=prefix + "folder/inside", Body=b"inside")
+    got = client.get_object(Bucket=s3.bucket, Key=prefix + "folder/")
+    assert got["Body"].read() == b"folder body" and got["ContentType"] == "text/x-folder"
+    listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=prefix)["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [(prefix + "folder/", 11), (prefix + "folder/inside", 6)]
+    client.delete_object(Bucket=s3.bucket, Key=prefix + "folder/")
+    listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=prefix)["Contents"]
+    assert [o["Key"] for o in listed] == [prefix + "folder/inside"]
+
+
+def test_versions_listing_and_acls(s3, client, prefix):
+    for name in ("a", "b/c"):
+        client.put_object(Bucket=s3.bucket, Key=prefix + name, Body=name.encode())
+    versions = client.list_object_versions(Bucket=s3.bucket, Prefix=prefix)
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions["Versions"]] == \
+        [(prefix + "a", "null", True), (prefix + "b/c", "null", True)]
+    acl = client.get_object_acl(Bucket=s3.bucket, Key=prefix + "a")
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+    client.put_object_acl(Bucket=s3.bucket, Key=prefix + "a", ACL="private")
+    with pytest.raises(ClientError) as excinfo:
+        client.put_object_acl(Bucket=s3.bucket, Key=prefix + "a", ACL="public-read")
+    assert error_of(excinfo)[0] == 501
+    with pytest.raises(ClientError) as excinfo:
+        client.get_object_acl(Bucket=s3.bucket, Key=prefix + "nothing")
+    assert error_of(excinfo) == (404, "NoSuchKey")

@@ -83,10 +83,18 @@ extension S3Gateway {
         respondXML(call, document)
     }
 
-    /// GetBucketVersioning (never enabled) and GetBucketAcl (the owner has full control):
-    /// tools ask for both before they do anything else.
+    /// GetBucketVersioning (never enabled), and GetBucketAcl / GetObjectAcl (the owner has
+    /// full control): tools ask for these before they do anything else.
     func getBucketConfiguration(_ call: S3Call) async throws(S3Error) {
-        _ = try await bucketDirectory(call.bucket)
+        let root = try await bucketDirectory(call.bucket)
+        if !call.key.isEmpty {
+            let path = try ObjectPath(call.key)
+            do {
+                _ = try await walk(root, path.components, credentials: call.credentials)
+            } catch {
+                throw .noSuchKey
+            }
+        }
         var document = XMLWriter()
         if call.query.has("versioning") {
             document.open("VersioningConfiguration", namespace: true)
@@ -108,6 +116,25 @@ extension S3Gateway {
         respondXML(call, document)
     }
 
+    /// PutBucketAcl / PutObjectAcl: the one ACL this server has is "private" (the owner has
+    /// full control, others nothing), so that canned ACL is accepted and any other refused.
+    func putACL(_ call: S3Call) async throws(S3Error) {
+        let root = try await bucketDirectory(call.bucket)
+        if !call.key.isEmpty {
+            let path = try ObjectPath(call.key)
+            do {
+                _ = try await walk(root, path.components, credentials: call.credentials)
+            } catch {
+                throw .noSuchKey
+            }
+        }
+        _ = try await readXMLBody(call, required: false)
+        guard (call.request.value("x-amz-acl") ?? "private") == "private" else {
+            throw S3Error("NotImplemented", .notImplemented, "Only the canned ACL \"private\" is supported.")
+        }
+        respondEmpty(call)
+    }
+
     func createBucket(_ call: S3Call) async throws(S3Error) {
         // A CreateBucketConfiguration body (LocationConstraint) is read and ignored.
         _ = try await readXMLBody(call, required: false)
@@ -121,6 +148,13 @@ extension S3Gateway {
             _ = try await vfs.create(in: rootHandle, name: call.bucket, kind: .directory, mode: .guarded,
                                      attributes: SetAttributes(mode: 0o755), credentials: call.credentials)
         } catch .exists {
+            // Buckets belong to whoever made the directory.
+            if let (rootHandle, _) = try? await vfs.resolve(root),
+               let (_, attributes) = try? await vfs.lookup(rootHandle, name: call.bucket, mask: [.uid], credentials: .root),
+               attributes.uid != call.credentials.uid {
+                throw S3Error("BucketAlreadyExists", .conflict,
+                              "The requested bucket name is not available. Please select a different name and try again.")
+            }
             throw .bucketAlreadyOwnedByYou
         } catch {
             throw S3Error(error)

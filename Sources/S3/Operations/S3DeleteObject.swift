@@ -24,6 +24,9 @@ extension S3Gateway {
         }
         do {
             if path.isDirectory {
+                if let (folder, _) = try? await vfs.lookup(parent, name: path.name, mask: [], credentials: credentials) {
+                    _ = try? await vfs.remove(in: folder, name: ObjectPath.folderObject, credentials: credentials)
+                }
                 _ = try await vfs.rmdir(in: parent, name: path.name, credentials: credentials)
             } else {
                 _ = try await vfs.remove(in: parent, name: path.name, credentials: credentials)

@@ -8,8 +8,8 @@ extension S3Gateway {
     func getObject(_ call: S3Call, head: Bool) async throws(S3Error) -> Int {
         let root = try await bucketDirectory(call.bucket)
         let path = try ObjectPath(call.key)
-        let handle: FileHandle
-        let attributes: Attributes
+        var handle: FileHandle
+        var attributes: Attributes
         do {
             (handle, attributes) = try await walk(root, path.components, credentials: call.credentials)
         } catch .accessDenied {
@@ -21,6 +21,11 @@ extension S3Gateway {
         if attributes.type == .directory && !path.isDirectory { throw .noSuchKey }
         if attributes.type != .directory && path.isDirectory { throw .noSuchKey }
         if attributes.type != .regular && attributes.type != .directory { throw .noSuchKey }
+        // "folder/" is the hidden file in the directory when a body was PUT to it, else empty.
+        if attributes.type == .directory,
+           let folder = try? await vfs.lookup(handle, name: ObjectPath.folderObject, mask: S3Masks.object, credentials: call.credentials) {
+            (handle, attributes) = folder
+        }
         let metadata = try await metadata(of: handle, attributes, credentials: call.credentials, cache: call.state)
         let size = attributes.type == .directory ? 0 : attributes.size
 

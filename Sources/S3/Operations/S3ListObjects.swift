@@ -10,6 +10,8 @@ import VFS
 /// by descending only the directories on the marker's path and skipping what sorts before it,
 /// so no page re-reads the whole tree. The prefix's directory part is walked to directly.
 /// An empty directory is listed as the key "dir/" (the folder markers S3 tools create).
+/// ListObjectVersions is the same listing with every object as its only version, "null"
+/// (versioning is never enabled here).
 extension S3Gateway {
     struct Listing {
         var prefix: [UInt8]
@@ -38,6 +40,7 @@ extension S3Gateway {
         }
     }
 
+    /// `version` 1 and 2 are ListObjects v1 and v2; 0 is ListObjectVersions.
     func listObjects(_ call: S3Call, version: Int) async throws(S3Error) {
         let root = try await bucketDirectory(call.bucket)
         let query = call.query
@@ -56,6 +59,9 @@ extension S3Gateway {
         }
         let prefix = query["prefix"] ?? ""
         let delimiter = query["delimiter"].flatMap { $0.isEmpty ? nil : $0 }
+        if query["allow-unordered"] == "true" && delimiter != nil {
+            throw .invalidArgument("allow-unordered cannot be combined with a delimiter.")
+        }
         var after: String?
         var continuationToken: String?
         if version == 2 {
@@ -66,7 +72,7 @@ extension S3Gateway {
             } else if let startAfter = query["start-after"], !startAfter.isEmpty {
                 after = startAfter
             }
-        } else if let marker = query["marker"], !marker.isEmpty {
+        } else if let marker = query[version == 0 ? "key-marker" : "marker"], !marker.isEmpty {
             after = marker
         }
 
@@ -74,8 +80,9 @@ extension S3Gateway {
         // Walk straight to the deepest directory the prefix names.
         let directoryPart = prefix.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(prefix[...$0]) } ?? ""
         let components = directoryPart.split(separator: "/").map(String.init)
+        // Keys never have empty segments, so a prefix with one ("/x", "a//b") matches nothing.
         if components.allSatisfy({ !$0.hasPrefix(ObjectPath.reservedPrefix) && $0 != "." && $0 != ".." }),
-           !directoryPart.contains("//"),
+           !directoryPart.contains("//"), !directoryPart.hasPrefix("/"), maxKeys > 0,
            let start = try? await walkDirectory(root, components, credentials: call.credentials) {
             do {
                 _ = try await collect(start, directoryKey: Array(directoryPart.utf8), isStart: true, &listing, credentials: call.credentials)
@@ -90,15 +97,20 @@ extension S3Gateway {
 
         func encoded(_ value: String) -> String { urlEncoding ? URIEncoding.encode(value, keepSlash: true) : value }
         var document = XMLWriter()
-        document.open("ListBucketResult", namespace: true)
+        let resultName = version == 0 ? "ListVersionsResult" : "ListBucketResult"
+        document.open(resultName, namespace: true)
         document.element("Name", call.bucket)
-        document.element("Prefix", encoded(prefix))
+        // v1 clients (botocore) do not url-decode the top-level Prefix: send it as is there.
+        document.element("Prefix", version == 2 ? encoded(prefix) : prefix)
         if version == 2 {
             if let continuationToken { document.element("ContinuationToken", continuationToken) }
             if let startAfter = query["start-after"] { document.element("StartAfter", encoded(startAfter)) }
             document.element("KeyCount", listing.count)
-        } else {
+        } else if version == 1 {
             document.element("Marker", encoded(query["marker"] ?? ""))
+        } else {
+            document.element("KeyMarker", encoded(query["key-marker"] ?? ""))
+            document.element("VersionIdMarker", query["version-id-marker"] ?? "")
         }
         document.element("MaxKeys", maxKeys)
         if let delimiter { document.element("Delimiter", encoded(delimiter)) }
@@ -108,31 +120,38 @@ extension S3Gateway {
             let lastKey = String(decoding: last, as: UTF8.self)
             if version == 2 {
                 document.element("NextContinuationToken", Self.encodeToken(lastKey))
-            } else {
+            } else if version == 1 {
                 document.element("NextMarker", encoded(lastKey))
+            } else {
+                document.element("NextKeyMarker", encoded(lastKey))
+                document.element("NextVersionIdMarker", "null")
             }
         }
         for object in listing.objects {
-            document.open("Contents")
+            document.open(version == 0 ? "Version" : "Contents")
             document.element("Key", encoded(object.key))
+            if version == 0 {
+                document.element("VersionId", "null")
+                document.element("IsLatest", true)
+            }
             document.element("LastModified", Self.isoTime(object.attributes.mtime))
             document.element("ETag", "\"\(object.etag)\"")
             document.element("Size", object.attributes.type == .directory ? 0 : object.attributes.size)
-            if version == 1 || query["fetch-owner"] == "true" {
+            if version != 2 || query["fetch-owner"] == "true" {
                 document.open("Owner")
                 document.element("ID", call.user.name)
                 document.element("DisplayName", call.user.name)
                 document.close("Owner")
             }
             document.element("StorageClass", "STANDARD")
-            document.close("Contents")
+            document.close(version == 0 ? "Version" : "Contents")
         }
         for commonPrefix in listing.prefixes {
             document.open("CommonPrefixes")
             document.element("Prefix", encoded(commonPrefix))
             document.close("CommonPrefixes")
         }
-        document.close("ListBucketResult")
+        document.close(resultName)
         respondXML(call, document)
     }
 
@@ -140,10 +159,16 @@ extension S3Gateway {
     /// order, adding objects and common prefixes. Returns false once the page is full.
     private func collect(_ directory: FileHandle, directoryKey: [UInt8], isStart: Bool, _ listing: inout Listing, credentials: Credentials) async throws(VFSError) -> Bool {
         var entries = try await allEntries(directory, mask: [.type, .size, .mtime, .ctime, .fileid], credentials: credentials)
+        let folder = entries.first { $0.name == ObjectPath.folderObject && $0.type == .regular }
         entries.removeAll { ($0.type != .regular && $0.type != .directory) || $0.name.hasPrefix(ObjectPath.reservedPrefix) }
-        if entries.isEmpty && !isStart {
-            // An empty directory is the object "dir/".
-            return await emitObject(directoryKey, attributes: try await vfs.getattr(directory, mask: S3Masks.object), handle: nil, &listing, credentials: credentials)
+        if !directoryKey.isEmpty {
+            // The object "dir/" itself sorts before everything in it: the hidden folder file
+            // when a body was PUT to it, or the directory when it is empty.
+            if let folder, let attributes = folder.attributes {
+                if !(await emitObject(directoryKey, attributes: attributes, handle: folder.handle, &listing, credentials: credentials)) { return false }
+            } else if entries.isEmpty {
+                return await emitObject(directoryKey, attributes: try await vfs.getattr(directory, mask: S3Masks.object), handle: nil, &listing, credentials: credentials)
+            }
         }
         var items: [(key: [UInt8], entry: DirectoryEntry)] = entries.map { entry in
             var key = directoryKey

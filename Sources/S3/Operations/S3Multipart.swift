@@ -166,7 +166,8 @@ extension S3Gateway {
         let source = try await copySource(call)
         var range: ClosedRange<UInt64> = 0...(source.attributes.size &- 1)
         if let text = call.request.value("x-amz-copy-source-range") {
-            guard case let .part(part) = Self.parseRange(text, size: source.attributes.size), text.hasPrefix("bytes=") else {
+            guard case let .part(part) = Self.parseRange(text, size: source.attributes.size), text.hasPrefix("bytes="),
+                  Self.rangeEnd(text).map({ $0 < source.attributes.size }) ?? true else {
                 throw S3Error("InvalidRange", .rangeNotSatisfiable, "The x-amz-copy-source-range is not satisfiable.")
             }
             range = part
@@ -194,10 +195,16 @@ extension S3Gateway {
         }
     }
 
+    /// The last byte a "bytes=a-b" range asks for, if it names one.
+    static func rangeEnd(_ text: String) -> UInt64? {
+        guard let dash = text.lastIndex(of: "-") else { return nil }
+        return UInt64(text[text.index(after: dash)...])
+    }
+
     func completeMultipartUpload(_ call: S3Call) async throws(S3Error) {
         let root = try await bucketDirectory(call.bucket)
         let upload = try await upload(call.query["uploadId"], root: root, key: call.key, credentials: call.credentials)
-        guard let document = try await readXMLBody(call, required: true), document.name == "CompleteMultipartUpload" else {
+        guard let document = try await readXMLBody(call, required: false), document.name == "CompleteMultipartUpload" else {
             throw .malformedXML
         }
         var requested: [(number: Int, etag: String)] = []
@@ -205,19 +212,27 @@ extension S3Gateway {
             guard let numberText = part.child("PartNumber").map({ Substring($0.text).trimmingSpaces }), let number = Int(numberText),
                   let etag = part.child("ETag")?.text
             else { throw .malformedXML }
-            if let previous = requested.last, previous.number >= number { throw .invalidPartOrder }
+            if let previous = requested.last, previous.number > number { throw .invalidPartOrder }
             requested.append((number, ETag.normalize(etag)))
         }
         guard !requested.isEmpty, requested.count <= Self.maxParts else { throw .malformedXML }
         let available = try await parts(of: upload, credentials: call.credentials)
+        // A part number listed twice (a client that re-sent a part) means the upload of it that
+        // exists now: one of the listed ETags must be it.
         var chosen: [Part] = []
-        for (index, wanted) in requested.enumerated() {
-            guard let part = available.first(where: { $0.number == wanted.number && $0.etag == wanted.etag }), part.handle != nil else {
+        var index = 0
+        while index < requested.count {
+            let number = requested[index].number
+            var end = index
+            while end < requested.count && requested[end].number == number { end += 1 }
+            let etags = requested[index..<end].map(\.etag)
+            guard let part = available.first(where: { $0.number == number && etags.contains($0.etag) }), part.handle != nil else {
                 throw .invalidPart
             }
-            if index < requested.count - 1 && part.attributes.size < Self.minimumPartSize { throw .entityTooSmall }
             chosen.append(part)
+            index = end
         }
+        for part in chosen.dropLast() where part.attributes.size < Self.minimumPartSize { throw .entityTooSmall }
         let path = try ObjectPath(upload.key)
         let parent = try await makeDirectories(root, path.parents, credentials: call.credentials)
         let (temporary, handle) = try await createTemporary(in: parent, state: call.state, credentials: call.credentials)

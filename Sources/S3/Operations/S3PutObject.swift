@@ -15,29 +15,21 @@ extension S3Gateway {
         defer { payload.close() }
         if let declared = payload.declaredLength, declared > Self.maxPutSize { throw .entityTooLarge }
 
-        if path.isDirectory {
-            // A "folder/" marker: a directory, and only an empty body makes sense.
-            while let piece = try await payload.next() {
-                if !piece.isEmpty {
-                    throw .invalidArgument("An object whose key ends in \"/\" is a directory here and cannot have content.")
-                }
-            }
-            _ = try payload.finish()
-            _ = try await makeDirectories(root, path.components, credentials: call.credentials)
-            respondEmpty(call) { $0.add("ETag", "\"\(ETag.empty)\"") }
-            return 0
-        }
-
-        let parent = try await makeDirectories(root, path.parents, credentials: call.credentials)
+        // A "folder/" object is a directory; its content and metadata go in a hidden file in it.
+        let parent = try await makeDirectories(root, path.isDirectory ? path.components[...] : path.parents, credentials: call.credentials)
+        let name = path.isDirectory ? ObjectPath.folderObject : path.name
         let (temporary, handle) = try await createTemporary(in: parent, state: call.state, credentials: call.credentials)
         do throws(S3Error) {
             let (count, synced) = try await writeBody(payload, to: handle, credentials: call.credentials)
             metadata.etag = Hex.encode(try payload.finish())
-            try await publish(handle, temporary: temporary, in: parent, as: path.name, metadata: &metadata, synced: synced, credentials: call.credentials)
+            try await publish(handle, temporary: temporary, in: parent, as: name, metadata: &metadata, synced: synced,
+                              conditions: call.request, credentials: call.credentials)
             respondEmpty(call) { $0.add("ETag", "\"\(metadata.etag)\"") }
             return Int(count)
         } catch {
             _ = try? await vfs.remove(in: parent, name: temporary, credentials: call.credentials)
+            // Directories made for this object and left empty go too: a failed PUT leaves nothing.
+            await removeEmptyDirectories(root, path.isDirectory ? path.components[...] : path.parents, credentials: call.credentials)
             throw error
         }
     }
@@ -61,6 +53,24 @@ extension S3Gateway {
         return (offset, synced)
     }
 
+    /// Conditional writes: If-Match (the current object's ETag, or "*" for any object) and
+    /// If-None-Match ("*": only if there is none). Checked when the new object is complete,
+    /// right before it replaces the old one, so a write that finished meanwhile is seen.
+    func checkWriteConditions(_ request: HTTPRequest, in directory: FileHandle, name: String, credentials: Credentials) async throws(S3Error) {
+        let ifMatch = request.value("if-match")
+        let ifNoneMatch = request.value("if-none-match")
+        guard ifMatch != nil || ifNoneMatch != nil else { return }
+        var current: String?
+        if let (handle, attributes) = try? await vfs.lookup(directory, name: name, mask: S3Masks.object, credentials: credentials),
+           attributes.type == .regular {
+            current = try await metadata(of: handle, attributes, credentials: credentials).etag
+        }
+        if let ifMatch {
+            guard let current, Self.matchesETag(ifMatch, current) else { throw .preconditionFailed }
+        }
+        if let ifNoneMatch, let current, Self.matchesETag(ifNoneMatch, current) { throw .preconditionFailed }
+    }
+
     /// A new hidden file in `directory` for an upload in progress.
     func createTemporary(in directory: FileHandle, state: S3LoopState, credentials: Credentials) async throws(S3Error) -> (String, FileHandle) {
         let name = state.temporaryName()
@@ -76,7 +86,9 @@ extension S3Gateway {
     /// Makes a finished temporary file durable, stamps and stores its metadata, and renames it
     /// over `name` (atomically replacing an older object).
     func publish(_ handle: FileHandle, temporary: String, in directory: FileHandle, as name: String,
-                 metadata: inout ObjectMetadata, synced: Attributes? = nil, credentials: Credentials) async throws(S3Error) {
+                 metadata: inout ObjectMetadata, synced: Attributes? = nil, conditions: HTTPRequest? = nil,
+                 credentials: Credentials) async throws(S3Error) {
+        if let conditions { try await checkWriteConditions(conditions, in: directory, name: name, credentials: credentials) }
         do {
             // A completed PUT means the data is on disk (FILE_SYNC semantics).
             let attributes: Attributes
