@@ -70,11 +70,13 @@ let package = Package(
         // HTTP/1.1 on the runtime's loops, and S3 on top of it and the VFS.
         .target(name: "HTTP", dependencies: ["Runtime"], swiftSettings: fastSettings),
         .target(name: "Crypto", dependencies: ["COpenSSL"], swiftSettings: fastSettings),
-        .target(name: "S3", dependencies: ["HTTP", "VFS", "Crypto", "Runtime"], swiftSettings: fastSettings),
+        // JSON without Foundation: configuration, the admin API, S3 POST policies.
+        .target(name: "JSON", swiftSettings: fastSettings),
+        .target(name: "S3", dependencies: ["HTTP", "VFS", "Crypto", "JSON", "Runtime"], swiftSettings: fastSettings),
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3", "JSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings

@@ -30,12 +30,12 @@ enum S3Operation: Int, CaseIterable {
     case listBuckets, headBucket, createBucket, deleteBucket, getBucketLocation, getBucketConfiguration
     case listObjects, listObjectsV2, getObject, headObject, putObject, copyObject, deleteObject, deleteObjects
     case createMultipartUpload, uploadPart, uploadPartCopy, completeMultipartUpload, abortMultipartUpload
-    case listParts, listMultipartUploads, listObjectVersions, putACL, other
+    case listParts, listMultipartUploads, listObjectVersions, putACL, postObject, other
 
     static let names = ["ListBuckets", "HeadBucket", "CreateBucket", "DeleteBucket", "GetBucketLocation", "GetBucketConfiguration",
                         "ListObjects", "ListObjectsV2", "GetObject", "HeadObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects",
                         "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
-                        "ListParts", "ListMultipartUploads", "ListObjectVersions", "PutAcl", "Other"]
+                        "ListParts", "ListMultipartUploads", "ListObjectVersions", "PutAcl", "PostObject", "Other"]
 }
 
 /// What one loop thread keeps for S3: its signature verifier (with its key cache), its
@@ -109,9 +109,14 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         var bytes = 0
         var failed = false
         do throws(S3Error) {
-            let call = try authenticate(exchange, state: state, requestID: requestID)
-            operation = try route(call)
-            bytes = try await perform(operation, call)
+            if Self.isPostUpload(exchange.request) {
+                operation = .postObject
+                bytes = try await postObject(exchange, state: state, requestID: requestID)
+            } else {
+                let call = try authenticate(exchange, state: state, requestID: requestID)
+                operation = try route(call)
+                bytes = try await perform(operation, call)
+            }
         } catch {
             failed = true
             respond(error, exchange, requestID: requestID)
@@ -123,7 +128,14 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
 
     /// Splits the target into bucket, key and query, and checks the signature.
     private func authenticate(_ exchange: HTTPExchange, state: S3LoopState, requestID: String) throws(S3Error) -> S3Call {
-        let request = exchange.request
+        let address = try address(of: exchange.request)
+        let verified = try state.signer.verify(exchange.request, rawPath: address.rawPath, query: address.query, now: Int64(time(nil)))
+        return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: address.bucket, key: address.key,
+                      query: address.query, requestID: requestID, state: state)
+    }
+
+    /// What a request addresses: its raw path (valid while the request is), query, bucket and key.
+    func address(of request: HTTPRequest) throws(S3Error) -> (rawPath: UnsafeRawBufferPointer, query: QueryParameters, bucket: String, key: String) {
         let target = request.target
         guard target.first == UInt8(ascii: "/") else { throw .invalidRequest("Only origin-form request targets (/bucket/key) are served.") }
         let mark = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
@@ -135,7 +147,6 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
             }
             query = parsed
         }
-        let verified = try state.signer.verify(request, rawPath: rawPath, query: query, now: Int64(time(nil)))
         let path = UnsafeRawBufferPointer(rebasing: rawPath[1...])
         let bucket: String
         let key: String
@@ -156,8 +167,7 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
             bucket = decodedBucket
             key = decodedKey
         }
-        return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: bucket, key: key,
-                      query: query, requestID: requestID, state: state)
+        return (rawPath, query, bucket, key)
     }
 
     /// The bucket named by the Host header ("BUCKET.<domain>[:port]"), when a domain is set.
@@ -257,6 +267,7 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         case .listMultipartUploads: try await listMultipartUploads(call)
         case .listObjectVersions: try await listObjects(call, version: 0)
         case .putACL: try await putACL(call)
+        case .postObject: throw .methodNotAllowed
         case .other: throw .notImplemented
         }
         return 0

@@ -160,6 +160,24 @@ final class SigV4 {
         return Verified(user: scope.user, payload: .unsigned)
     }
 
+    /// A browser POST upload's policy signed the SigV4 way: hex HMAC-SHA-256 of the base64
+    /// policy under the credential's signing key.
+    func verifyPolicy(credential: String, amzDate: String, policy: String, signature: String) throws(S3Error) -> S3User {
+        let scope = try parseCredential(Substring(credential), amzDate: amzDate)
+        let expected = Hex.encode(signingKey(scope).mac(policy))
+        guard Self.constantTimeEqual(expected, signature.lowercased()) else { throw .signatureDoesNotMatch }
+        return scope.user
+    }
+
+    /// The same with the older form (AWSAccessKeyId and a base64 HMAC-SHA-1 signature), which
+    /// browser upload forms and the s3-tests still use.
+    func verifyPolicyV2(accessKey: String, policy: String, signature: String) throws(S3Error) -> S3User {
+        guard let user = users[accessKey] else { throw .invalidAccessKeyId }
+        let expected = Base64.encode(HMACSHA1.mac(key: Array(user.secretKey.utf8), Array(policy.utf8)))
+        guard Self.constantTimeEqual(expected, signature) else { throw .signatureDoesNotMatch }
+        return user
+    }
+
     struct Scope {
         var user: S3User
         var date: Substring

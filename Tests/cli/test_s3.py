@@ -1240,3 +1240,24 @@ def test_versions_listing_and_acls(s3, client, prefix):
     with pytest.raises(ClientError) as excinfo:
         client.get_object_acl(Bucket=s3.bucket, Key=prefix + "nothing")
     assert error_of(excinfo) == (404, "NoSuchKey")
+
+
+def test_browser_post_upload(s3, client, prefix):
+    """A form upload with a signed policy (SigV4 via boto3's generate_presigned_post), then
+    the same form with the policy's condition broken."""
+    import requests
+
+    post = client.generate_presigned_post(Bucket=s3.bucket, Key=prefix + "${filename}",
+                                          Conditions=[["content-length-range", 1, 100], ["starts-with", "$key", prefix]],
+                                          ExpiresIn=300)
+    response = requests.post(post["url"], data=post["fields"], files={"file": ("form.txt", b"posted bytes")}, timeout=30)
+    assert response.status_code == 204, response.text
+    assert client.get_object(Bucket=s3.bucket, Key=prefix + "form.txt")["Body"].read() == b"posted bytes"
+    too_big = requests.post(post["url"], data=post["fields"], files={"file": ("big.txt", b"x" * 101)}, timeout=30)
+    assert too_big.status_code == 400 and "<Code>EntityTooLarge</Code>" in too_big.text
+    fields = dict(post["fields"], key="elsewhere/form.txt")
+    outside = requests.post(post["url"], data=fields, files={"file": ("form.txt", b"x")}, timeout=30)
+    assert outside.status_code == 403 and "<Code>AccessDenied</Code>" in outside.text
+    forged = dict(post["fields"], **{"x-amz-signature": "0" * 64})
+    refused = requests.post(post["url"], data=forged, files={"file": ("form.txt", b"x")}, timeout=30)
+    assert refused.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in refused.text

@@ -580,7 +580,7 @@ struct JSONByteParser {
 }
 
 /// Upper-case hexadecimal, zero-padded to `width` digits.
-func jsonHex(_ value: UInt32, width: Int) -> String {
+public func jsonHex(_ value: UInt32, width: Int) -> String {
     let digits = String(value, radix: 16, uppercase: true)
     return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }

@@ -59,7 +59,7 @@ extension JSONValue {
         out += String(repeating: "    ", count: indent)
     }
 
-    static func formatNumber(_ d: Double) -> String {
+    public static func formatNumber(_ d: Double) -> String {
         guard d.isFinite else { return "null" }
         if d.rounded(.towardZero) == d && d.magnitude <= maximumExactInteger {
             return String(Int(d))
