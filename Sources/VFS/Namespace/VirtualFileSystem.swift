@@ -31,6 +31,9 @@ public struct Mount: Sendable {
 public final class VirtualFileSystem: Sendable {
     private let table = Mutex<[Mount?]>([nil])
     let cache: MetadataCache
+    /// Opens, share reservations, byte-range locks and leases of every file, for the stateful
+    /// protocols (NFSv4, SMB): one table so each sees the other's state.
+    public let fileStates = FileStateTable()
 
     /// Slots in each of the name and attribute caches unless the initializer says otherwise
     /// (a slot is about 230 bytes; pages are only touched as they fill).
