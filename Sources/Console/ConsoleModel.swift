@@ -55,13 +55,30 @@ public struct ProtocolRow: Sendable, Equatable {
     public var operations: [OperationRow]
 }
 
-/// What the console shows, derived from consecutive server statuses.
+/// One refresh of the console: everything drawn, kept for scrolling back.
+public struct ConsoleFrame: Sendable, Equatable {
+    public var uptimeNanoseconds: UInt64
+    public var rows: [LoopRow]
+    /// Protocol rows; operations that saw no traffic in the interval are left out.
+    public var protocolRows: [ProtocolRow]
+    /// Process CPU use over the interval, in CPUs (1.0 = one core busy).
+    public var cpuUse: Double
+    public var residentBytes: Int
+    public var connections: Int
+}
+
+/// What the console shows, derived from consecutive server statuses, with the history of the
+/// last frames (at least ten minutes of them) for pausing and scrolling back.
 public struct ConsoleModel: Sendable {
     public private(set) var current: ServerStatus
     public private(set) var rows: [LoopRow] = []
     public private(set) var protocolRows: [ProtocolRow] = []
     /// Process CPU use over the last interval, in CPUs (1.0 = one core busy).
     public private(set) var cpuUse: Double = 0
+    /// Past frames, oldest first; the last is the current one.
+    public private(set) var history: [ConsoleFrame] = []
+    /// How many frames are kept.
+    public var historyCapacity = 600
 
     public init(first: ServerStatus) {
         current = first
@@ -75,6 +92,17 @@ public struct ConsoleModel: Sendable {
         protocolRows = Self.protocolRows(from: previous, to: next)
         let wall = Double(next.takenAt &- previous.takenAt)
         cpuUse = wall > 0 ? Double(next.process.cpuNanoseconds &- previous.process.cpuNanoseconds) / wall : 0
+        let active = protocolRows.map { row in
+            ProtocolRow(total: row.total, operations: row.operations.filter { $0.operationsPerSecond > 0 || $0.errorsPerSecond > 0 })
+        }
+        history.append(ConsoleFrame(uptimeNanoseconds: next.uptimeNanoseconds, rows: rows, protocolRows: active, cpuUse: cpuUse,
+                                    residentBytes: next.process.residentBytes, connections: next.connections))
+        if history.count > historyCapacity { history.removeFirst(history.count - historyCapacity) }
+    }
+
+    /// The recent op rates of protocol `name`, oldest first (for a sparkline).
+    public func rateHistory(of name: String, last count: Int) -> [Double] {
+        history.suffix(count).map { frame in frame.protocolRows.first { $0.total.name == name }?.total.operationsPerSecond ?? 0 }
     }
 
     static func protocolRows(from old: ServerStatus, to new: ServerStatus) -> [ProtocolRow] {
@@ -167,6 +195,16 @@ enum Format {
         case ..<1_000_000_000: return fixed(Double(nanoseconds) / 1e6, nanoseconds < 100_000_000 ? 1 : 0) + "ms"
         default: return fixed(Double(nanoseconds) / 1e9, 2) + "s"
         }
+    }
+
+    /// A sparkline of `values` (one block character each, scaled to their maximum).
+    static func sparkline(_ values: [Double]) -> String {
+        let blocks: [Character] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+        let top = values.max() ?? 0
+        guard top > 0 else { return String(repeating: " ", count: values.count) }
+        return String(values.map { value in
+            value <= 0 ? blocks[0] : blocks[max(1, min(8, Int((value / top * 8).rounded(.up))))]
+        })
     }
 
     static func spin(_ nanoseconds: Int) -> String {

@@ -73,7 +73,7 @@ def test_tuning_is_applied_and_bad_requests_are_refused(server):
     assert status == 200
     assert wait_for(lambda: json.loads(get(server.admin, "/api/v1/status")[1])["loops"][0]["poll_mode"] == "always")
     for body, fragment in ((b'{"spin_ns": -5}', "spin_ns"), (b'not json', "not JSON"), (b'{"poll_mode": "sometimes"}', "poll_mode"),
-                           (b'{"threads": 3}', "exactly one"), (b'{"spin_ns": 1, "loop": 99}', "no loop 99")):
+                           (b'{"colour": 3}', "exactly one"), (b'{"threads": 3}', "cannot change while the server runs"), (b'{"spin_ns": 1, "loop": 99}', "no loop 99")):
         status, answer = post(server.admin, "/api/v1/tuning", body)
         assert status == 400 and fragment in answer["error"], (body, answer)
     assert "tuning: spin_ns 12345" in server.log_text()

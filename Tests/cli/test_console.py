@@ -1,5 +1,6 @@
 """The live console in a real terminal (tmux): what an operator sees and what the keys do."""
 
+import re
 import shutil
 import subprocess
 import time
@@ -130,6 +131,58 @@ def test_console_under_nfs_load_shows_poll_and_nfs_rates(nas_bin, tmp_path):
             worker.join()
         assert len(calls) > 100
         assert wait_for(lambda: [r[3] for r in thread_rows(term.screen())] == ["EVENT"]), term.screen()
+        term.type("q")
+    finally:
+        term.close()
+
+
+def test_console_history_sort_save_and_thread_refusal(nas_bin, tmp_path):
+    """Scroll back through history, sort operations, write tuning to the config file with `w`,
+    and an honest refusal for changing the loop count; a trend column on wide terminals."""
+    import json
+
+    from nfs_support import NFS, ROOT, nfs_config
+
+    config, port = nfs_config(tmp_path, threads=2)
+    term = Tmux(f"{nas_bin} serve --console --interval 0.2 --config {config}", width=120, height=36)
+    try:
+        assert wait_for(lambda: "── Threads" in term.screen()), term.screen()
+        client = NFS(port)
+        try:
+            for _ in range(200):
+                client.nfs.getattr(client.root, ROOT)
+        finally:
+            client.close()
+        assert wait_for(lambda: "TREND" in term.screen() and any(line.split()[:1] == ["NFSv3"] for line in term.screen().splitlines()))
+        nfs_line = next(line for line in term.screen().splitlines() if line.split()[:1] == ["NFSv3"])
+        assert any(block in nfs_line for block in "▁▂▃▄▅▆▇█"), nfs_line
+        # History: left arrow pauses and steps back; End returns to live. (Let a few frames
+        # accumulate first: one every 0.2 s.)
+        assert wait_for(lambda: re.search(r"up 00:00:0[2-9]", term.screen()), timeout=10)
+        term.type("<")
+        assert wait_for(lambda: "HISTORY -1" in term.screen()), term.screen()
+        term.type("<<")
+        assert wait_for(lambda: "HISTORY -3" in term.screen()), term.screen()
+        term.type(">")
+        assert wait_for(lambda: "HISTORY -2" in term.screen())
+        term.type(" ")
+        assert wait_for(lambda: "HISTORY" not in term.screen())
+        # Sort cycles and says so.
+        term.type("e")
+        term.type("s")
+        assert wait_for(lambda: "s: sort (ops/s)" in term.screen()), term.screen()
+        # The loop count cannot change live: refused, with the way to do it.
+        term.type("T")
+        assert wait_for(lambda: "cannot change while the server runs" in term.screen()), term.screen()
+        # Tuning goes live, then `w` writes it into the configuration file.
+        term.type("p")
+        assert wait_for(lambda: "poll_mode always" in term.screen())
+        term.type("w")
+        assert wait_for(lambda: json.loads(config.read_text())["server"].get("poll_mode") == "always"), config.read_text()
+        saved = json.loads(config.read_text())["server"]
+        assert saved["spin_ns"] == 50000 and saved["delegation_threads"] >= 1
+        assert (config.stat().st_mode & 0o777) == 0o600
+        subprocess.run([str(nas_bin), "config", "check", str(config)], check=True, capture_output=True)
         term.type("q")
     finally:
         term.close()

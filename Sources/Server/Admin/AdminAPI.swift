@@ -9,6 +9,7 @@ import Runtime
 /// | `GET /api/v1/status`       | the server's status (loops, delegation, protocols with histograms) |
 /// | `GET /api/v1/log?lines=N`  | the last N log lines (default 100, at most 1000)           |
 /// | `POST /api/v1/tuning`      | apply `{"poll_mode": "always", "loop": 0}`, `{"spin_ns": N}` or `{"delegation_threads": N}` |
+/// | `POST /api/v1/tuning/save` | write the current tuning into the server's configuration file |
 ///
 /// Changing tuning is accepted only from loopback clients: the API has no authentication, and
 /// reading is harmless while changing is not.
@@ -68,8 +69,18 @@ final class AdminAPI: HTTPResponder, @unchecked Sendable {
             case let .success(text): send(exchange, .ok, ["applied": .string(text)])
             case let .failure(error): refuse(exchange, .badRequest, "\(error)")
             }
+        case "/api/v1/tuning/save":
+            guard method == .post else { return refuse(exchange, .methodNotAllowed, "use POST") }
+            guard Self.isLoopback(exchange.request.peer) else {
+                return refuse(exchange, .forbidden, "saving tuning is accepted only from this machine (loopback)")
+            }
+            let control = self.control
+            switch await delegation.run({ control.saveTuning() }) {
+            case let .success(text): send(exchange, .ok, ["saved": .string(text)])
+            case let .failure(error): refuse(exchange, .conflict, "\(error)")
+            }
         case "/", "/api", "/api/v1":
-            send(exchange, .ok, ["endpoints": ["/api/v1/status", "/api/v1/log?lines=N", "POST /api/v1/tuning"]])
+            send(exchange, .ok, ["endpoints": ["/api/v1/status", "/api/v1/log?lines=N", "POST /api/v1/tuning", "POST /api/v1/tuning/save"]])
         default:
             refuse(exchange, .notFound, "no such endpoint: \(path) (see /api/v1)")
         }

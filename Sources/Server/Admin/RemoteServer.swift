@@ -75,6 +75,17 @@ public final class RemoteServer: ServerControl, Sendable {
         }
     }
 
+    public func saveTuning() -> Result<String, ServerError> {
+        do {
+            let (code, body) = try request("POST", "/api/v1/tuning/save", body: [])
+            let json = try? JSONValue.parse(bytes: body)
+            if code == 200, let text = json?["saved"]?.stringValue { return .success(text) }
+            return .failure(.startup(json?["error"]?.stringValue ?? "the admin API answered \(code)"))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     public func recentLogLines(_ count: Int) -> [String] {
         var lines: [String] = []
         if let (code, body) = try? request("GET", "/api/v1/log?lines=\(count)", body: nil), code == 200,

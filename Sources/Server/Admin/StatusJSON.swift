@@ -121,6 +121,8 @@ extension TuningChange {
             return .object(object)
         case let .delegationThreads(count):
             return ["delegation_threads": .number(Double(count))]
+        case let .loopThreads(count):
+            return ["threads": .number(Double(count))]
         }
     }
 
@@ -133,11 +135,11 @@ extension TuningChange {
             guard let index = loop.intValue, index >= 0 else { throw .startup("\"loop\" must be a loop index (0, 1, ...)") }
             loopIndex = index
         }
-        let known = ["poll_mode", "spin_ns", "delegation_threads"].filter { object.contains(key: $0) }
+        let known = ["poll_mode", "spin_ns", "delegation_threads", "threads"].filter { object.contains(key: $0) }
         guard known.count == 1 else {
-            throw .startup("give exactly one of \"poll_mode\", \"spin_ns\" or \"delegation_threads\" (with an optional \"loop\")")
+            throw .startup("give exactly one of \"poll_mode\", \"spin_ns\", \"delegation_threads\" or \"threads\" (with an optional \"loop\")")
         }
-        for key in object.keys where !["poll_mode", "spin_ns", "delegation_threads", "loop"].contains(key) {
+        for key in object.keys where !["poll_mode", "spin_ns", "delegation_threads", "threads", "loop"].contains(key) {
             throw .startup("unknown key \"\(key)\"; a tuning change has \"poll_mode\", \"spin_ns\" or \"delegation_threads\", and \"loop\"")
         }
         switch known[0] {
@@ -151,6 +153,11 @@ extension TuningChange {
                 throw .startup("\"spin_ns\" must be an integer from 0 to 1000000000")
             }
             self = .spinNanoseconds(value, loop: loopIndex)
+        case "threads":
+            guard let value = object["threads"]?.intValue, (1...1024).contains(value), loopIndex == nil else {
+                throw .startup("\"threads\" must be an integer from 1 to 1024, for the whole server")
+            }
+            self = .loopThreads(value)
         default:
             guard let value = object["delegation_threads"]?.intValue, (1...1024).contains(value) else {
                 throw .startup("\"delegation_threads\" must be an integer from 1 to 1024")

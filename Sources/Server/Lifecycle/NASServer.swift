@@ -126,9 +126,27 @@ public final class NASServer: ServerControl, @unchecked Sendable {
                 return .failure(.startup("\(error)"))
             }
             text = "delegation_threads \(count)"
+        case let .loopThreads(count):
+            return .failure(.startup("the number of loop threads (now \(group.loops.count)) cannot change while the server runs: "
+                + "connections stay on the loop that accepted them. Set server.threads to \(count) in the configuration and restart"))
         }
         logger.notice("tuning: \(text)")
         return .success(text)
+    }
+
+    public func saveTuning() -> Result<String, ServerError> {
+        guard source != Configuration.embeddedDefaultSource else {
+            return .failure(.startup("the embedded default has no file to write: save it with `dmanoel-nas config default > nas.json` and start with --config nas.json"))
+        }
+        let loop = group.snapshot().first
+        let delegation = group.delegation.snapshot().threads
+        do {
+            let text = try TuningFile.update(path: source, pollMode: loop?.pollMode, spinNanoseconds: loop?.spinNanoseconds, delegationThreads: delegation)
+            logger.notice("tuning written to \(source): \(text)")
+            return .success("wrote \(text) to \(source)")
+        } catch {
+            return .failure(error)
+        }
     }
 
     public func recentLogLines(_ count: Int) -> [String] {

@@ -55,6 +55,9 @@ public enum TuningChange: Sendable, Equatable {
     case pollMode(PollMode, loop: Int?)
     case spinNanoseconds(Int, loop: Int?)
     case delegationThreads(Int)
+    /// The number of event-loop threads: refused while the server runs (connections are bound
+    /// to their loop's ring), with the way to change it at the next start.
+    case loopThreads(Int)
 }
 
 /// What the console watches and tunes: the server in this process, or (later) one reached
@@ -64,4 +67,7 @@ public protocol ServerControl: Sendable {
     /// Applies a change and returns a line describing what took effect.
     func apply(_ change: TuningChange) -> Result<String, ServerError>
     func recentLogLines(_ count: Int) -> [String]
+    /// Writes the current tuning (poll mode, spin, delegation threads) into the configuration
+    /// file the server runs from; returns a line saying what was written.
+    func saveTuning() -> Result<String, ServerError>
 }
