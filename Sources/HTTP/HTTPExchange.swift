@@ -128,9 +128,17 @@ public struct HTTPHeaderWriter {
     public mutating func add(_ name: StaticString, _ value: String) {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         bytes.append(contentsOf: [0x3A, 0x20])
-        // Never let a value break the head: CR and LF become spaces.
-        for b in value.utf8 { bytes.append(b == 0x0D || b == 0x0A ? 0x20 : b) }
+        appendValue(value)
         bytes.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// Never lets a value break the head: CR and LF become spaces.
+    private mutating func appendValue(_ value: String) {
+        if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) {
+            for b in value.utf8 { bytes.append(b == 0x0D || b == 0x0A ? 0x20 : b) }
+        } else {
+            bytes.append(contentsOf: value.utf8)
+        }
     }
 
     public mutating func add(_ name: StaticString, _ value: UInt64) {
@@ -144,7 +152,7 @@ public struct HTTPHeaderWriter {
     public mutating func add(name: String, _ value: String) {
         for b in name.utf8 where HTTPHeadParser.isTokenByte(b) { bytes.append(b) }
         bytes.append(contentsOf: [0x3A, 0x20])
-        for b in value.utf8 { bytes.append(b == 0x0D || b == 0x0A ? 0x20 : b) }
+        appendValue(value)
         bytes.append(contentsOf: [0x0D, 0x0A])
     }
 
