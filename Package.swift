@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "dmanoel-nas", targets: ["dmanoel-nas"]),
         // The example VFS plugin, loaded with dlopen (libdmanoel-NAS_vfs_demofs.so).
         .library(name: "dmanoel-NAS_vfs_demofs", type: .dynamic, targets: ["DemoFS"]),
+        // For the fuzz targets in Fuzz/ (a package of their own, built with -sanitize=fuzzer).
+        .library(name: "FuzzSurface", targets: ["HTTP", "S3", "Server", "ONCRPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
