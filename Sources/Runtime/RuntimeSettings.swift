@@ -21,6 +21,9 @@ public enum RuntimeDefaults {
     /// Idle time before an `auto` loop goes to sleep. A wake-up from sleep costs ~50 µs on this
     /// kind of VM, so spinning about that long before sleeping keeps busy periods on the fast path.
     public static let spinNanoseconds = 50_000
+    /// Open connections over the whole server, and from one client address.
+    public static let maxConnections = 10_000
+    public static let maxConnectionsPerClient = 1_000
     public static let delegationThreads = 4
     public static let pollMode = PollMode.auto
     public static let io = IOBackendKind.ioUring

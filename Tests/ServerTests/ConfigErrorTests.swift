@@ -90,6 +90,8 @@ struct ConfigErrorTests {
                     fix: "The mounts are: /memfs."),
         RefusedCase(text: withMemfs(#""server": {"s3_bucket_root": "memfs"}"#), keyPath: "server.s3_bucket_root", reason: "is not an absolute path"),
         RefusedCase(text: withMemfs(#""server": {"s3_bucket_root": 3}"#), keyPath: "server.s3_bucket_root", reason: "expected a string"),
+        RefusedCase(text: #"{"server": {"max_connections": 0}}"#, keyPath: "server.max_connections", reason: "0", fix: "1 to 1000000"),
+        RefusedCase(text: #"{"server": {"max_connections_per_client": "many"}}"#, keyPath: "server.max_connections_per_client", reason: "expected"),
         RefusedCase(text: #"{"shares": {"s": {"path": "/memfs"}}}"#, keyPath: "shares.s.path", reason: "names no mount", fix: "There are no mounts yet"),
         RefusedCase(text: withMemfs(#""exports": {"/other": {}}"#), keyPath: #"exports["/other"]"#, reason: #""/other" names no mount"#),
         RefusedCase(text: withMemfs(#""exports": {"/": {"path": "/memfs"}}"#), keyPath: #"exports["/"]"#, reason: "pseudo-root"),

@@ -30,6 +30,8 @@ public final class Connection {
     public let peer: String
     public unowned let loop: EventLoop
     let slot: Int
+    /// Counts this connection against the server's limits until it closes.
+    var limiter: ConnectionLimiter?
     var handler: ConnectionHandler?
 
     // Receive side.

@@ -16,7 +16,13 @@ public final class Listener: @unchecked Sendable {
     private var nextTarget = 0
     private var closed = false
 
-    init(fd: Int32, boundAddress: String, port: Int, home: EventLoop, targets: [EventLoop], factory: @escaping ConnectionFactory) {
+    let limiter: ConnectionLimiter?
+    /// When a refusal was last logged (refusals are logged at most once a second).
+    private var lastRefusalLog: UInt64 = 0
+
+    init(fd: Int32, boundAddress: String, port: Int, home: EventLoop, targets: [EventLoop], factory: @escaping ConnectionFactory,
+         limiter: ConnectionLimiter? = nil) {
+        self.limiter = limiter
         self.fd = fd
         self.boundAddress = boundAddress
         self.port = port
@@ -62,13 +68,25 @@ public final class Listener: @unchecked Sendable {
             let fd = result
             SocketAddress.configureAccepted(fd)
             let peer = SocketAddress.remote(of: fd).description
+            if let limiter, !limiter.admit(ConnectionLimiter.host(of: peer)) {
+                // Over the limit: closed at once, before any byte is read.
+                Glibc.close(fd)
+                let now = monotonicNanoseconds()
+                if now &- lastRefusalLog > 1_000_000_000 {
+                    lastRefusalLog = now
+                    home.logger.warning("refusing connections on \(boundAddress) (from \(peer)): more than \(limiter.maxTotal) open, or \(limiter.maxPerClient) from one client")
+                }
+                home.armAccept(self)
+                return
+            }
             let target = targets[nextTarget % targets.count]
             nextTarget &+= 1
+            let limiter = self.limiter
             if target === home {
-                home.adopt(fd: fd, peer: peer, factory: factory)
+                home.adopt(fd: fd, peer: peer, factory: factory, limiter: limiter)
             } else {
                 let factory = self.factory
-                target.execute { [unowned target] in target.adopt(fd: fd, peer: peer, factory: factory) }
+                target.execute { [unowned target] in target.adopt(fd: fd, peer: peer, factory: factory, limiter: limiter) }
             }
         } else if result != -EAGAIN && result != -EINTR && result != -ECONNABORTED {
             home.logger.warning("accept on \(boundAddress) failed: \(String(cString: strerror(-result)))")

@@ -599,13 +599,14 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Connections (loop thread)
 
     /// Takes ownership of a connected, non-blocking socket and serves it on this loop.
-    func adopt(fd: Int32, peer: String, factory: ConnectionFactory) {
+    func adopt(fd: Int32, peer: String, factory: ConnectionFactory, limiter: ConnectionLimiter? = nil) {
         let slot: Int
         if let free = freeConnectionSlots.popLast() { slot = free } else {
             connections.append(nil)
             slot = connections.count - 1
         }
         let connection = Connection(fd: fd, slot: slot, loop: self, peer: peer)
+        connection.limiter = limiter
         connections[slot] = connection
         if let epoll {
             do throws(RuntimeError) {
@@ -614,6 +615,7 @@ public final class EventLoop: @unchecked Sendable {
                 logger.warning("loop \(index): \(error); dropping connection from \(peer)")
                 connections[slot] = nil
                 freeConnectionSlots.append(slot)
+                limiter?.release(ConnectionLimiter.host(of: peer))
                 Glibc.close(fd)
                 return
             }
@@ -623,6 +625,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     func remove(_ connection: Connection) {
+        connection.limiter?.release(ConnectionLimiter.host(of: connection.peer))
+        connection.limiter = nil
         epoll?.remove(fd: connection.fd)
         connections[connection.slot] = nil
         freeConnectionSlots.append(connection.slot)

@@ -13,10 +13,16 @@ public struct LoopGroupSettings: Sendable {
     public var topology: Topology?
     /// Pin loops to CPUs (tests on a busy machine may turn this off).
     public var pinThreads: Bool
+    /// Open connections allowed over all listeners, and from one client address.
+    public var maxConnections: Int
+    public var maxConnectionsPerClient: Int
 
     public init(threads: Int? = nil, delegationThreads: Int = RuntimeDefaults.delegationThreads,
                 io: IOBackendKind = RuntimeDefaults.io, pollMode: PollMode = RuntimeDefaults.pollMode,
-                spinNanoseconds: Int = RuntimeDefaults.spinNanoseconds, topology: Topology? = nil, pinThreads: Bool = true) {
+                spinNanoseconds: Int = RuntimeDefaults.spinNanoseconds, topology: Topology? = nil, pinThreads: Bool = true,
+                maxConnections: Int = RuntimeDefaults.maxConnections, maxConnectionsPerClient: Int = RuntimeDefaults.maxConnectionsPerClient) {
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerClient = maxConnectionsPerClient
         self.threads = threads
         self.delegationThreads = delegationThreads
         self.io = io
@@ -31,6 +37,8 @@ public struct LoopGroupSettings: Sendable {
 public final class LoopGroup: @unchecked Sendable {
     public let loops: [EventLoop]
     public let delegation: DelegationPool
+    /// The connection caps every listener of this group applies.
+    public let limiter: ConnectionLimiter
     public let topology: Topology
     /// The backend in use (io_uring falls back to epoll when the kernel refuses it).
     public let io: IOBackendKind
@@ -67,6 +75,7 @@ public final class LoopGroup: @unchecked Sendable {
         self.loops = loops
         self.io = io
         delegation = try DelegationPool(threads: settings.delegationThreads)
+        limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerClient: settings.maxConnectionsPerClient)
         logger.info("\(count) loop thread(s) on \(io.rawValue), poll mode \(settings.pollMode.rawValue), spin \(settings.spinNanoseconds) ns; \(settings.delegationThreads) delegation thread(s)")
     }
 
@@ -76,7 +85,7 @@ public final class LoopGroup: @unchecked Sendable {
     public func listen(host: String, port: Int, factory: @escaping ConnectionFactory) throws(RuntimeError) -> Listener {
         let (fd, address, boundPort) = try Listener.bindSocket(host: host, port: port)
         let home = loops[listeners.count % loops.count]
-        let listener = Listener(fd: fd, boundAddress: address, port: boundPort, home: home, targets: loops, factory: factory)
+        let listener = Listener(fd: fd, boundAddress: address, port: boundPort, home: home, targets: loops, factory: factory, limiter: limiter)
         listeners.append(listener)
         let registered = OneShot<Result<Void, RuntimeError>>()
         home.execute { [unowned home] in

@@ -24,6 +24,8 @@ import Runtime
 /// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 /// | `s3_domain`          | none: path-style addressing only                               |
+/// | `max_connections`    | `RuntimeDefaults.maxConnections` (10000), over all services     |
+/// | `max_connections_per_client` | `RuntimeDefaults.maxConnectionsPerClient` (1000), per address |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -65,6 +67,10 @@ public struct ServerSettings: Sendable, Equatable {
     /// With a domain such as "s3.example.test", a request for host "BUCKET.s3.example.test"
     /// addresses BUCKET (virtual-hosted style); path style keeps working.
     public var s3Domain: String?
+    /// Connections the server keeps open at once, and from one client address; more are
+    /// closed as they are accepted.
+    public var maxConnections = RuntimeDefaults.maxConnections
+    public var maxConnectionsPerClient = RuntimeDefaults.maxConnectionsPerClient
     public var pollMode: PollMode
     /// How long an `auto` loop spins with nothing to do before it sleeps, in nanoseconds.
     public var spinNanoseconds: Int
@@ -158,7 +164,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir", "s3_bucket_root", "s3_domain",
+        "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -175,6 +181,12 @@ extension ServerSettings {
         settings.spinNanoseconds = try section.int(
             "spin_ns", in: 0...1_000_000_000, default: RuntimeDefaults.spinNanoseconds, example: "50000",
             hint: "Use 0 (sleep at once) to 1000000000 (one second); the default is \(RuntimeDefaults.spinNanoseconds).")
+        settings.maxConnections = try section.int(
+            "max_connections", in: 1...1_000_000, default: RuntimeDefaults.maxConnections, example: "10000",
+            hint: "Use 1 to 1000000 connections over all services; the default is \(RuntimeDefaults.maxConnections).")
+        settings.maxConnectionsPerClient = try section.int(
+            "max_connections_per_client", in: 1...1_000_000, default: RuntimeDefaults.maxConnectionsPerClient, example: "1000",
+            hint: "Use 1 to 1000000 connections from one client address; the default is \(RuntimeDefaults.maxConnectionsPerClient).")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
         if let stateValue = section["state_dir"] {
@@ -304,6 +316,8 @@ extension ServerSettings {
         if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
         if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
         if let s3Domain { object["s3_domain"] = .string(s3Domain) }
+        object["max_connections"] = .number(Double(maxConnections))
+        object["max_connections_per_client"] = .number(Double(maxConnectionsPerClient))
         return .object(object)
     }
 

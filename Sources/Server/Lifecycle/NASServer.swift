@@ -45,7 +45,8 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         do {
             group = try LoopGroup(LoopGroupSettings(
                 threads: server.threads, delegationThreads: server.delegationThreads, io: server.io,
-                pollMode: server.pollMode, spinNanoseconds: server.spinNanoseconds),
+                pollMode: server.pollMode, spinNanoseconds: server.spinNanoseconds,
+                maxConnections: server.maxConnections, maxConnectionsPerClient: server.maxConnectionsPerClient),
                 logger: Logger(label: "dmanoel.runtime"))
         } catch {
             throw ServerError.startup("cannot start the event loops: \(error)")
