@@ -15,8 +15,9 @@ public struct Mount: Sendable {
 /// enforcement, permission checks for backends that do not check themselves, and the name
 /// and attribute caches every protocol shares. Protocols call this, never a backend directly.
 ///
-/// The mount table is read on every call and changed only when mounts are added, so it is
-/// an immutable array swapped under a mutex: readers take one snapshot, no lock on the path.
+/// The mount table is changed only when mounts are added; calls that reach a backend read it
+/// under its mutex. Cache hits do not touch it: they find the mount's cache policy in a
+/// per-mount-id array.
 ///
 /// **Caches.** For mounts whose backend asks for it (`FileSystemBackend.metadataCachePolicy`:
 /// linux and io_uring; not memfs, which is memory already), lookups (positive and negative)
