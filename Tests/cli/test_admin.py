@@ -85,13 +85,15 @@ def test_tuning_is_applied_and_bad_requests_are_refused(server):
 
 
 def parse_metrics(text):
+    """Every sample, keyed like `name{label="v",...}`, read with the Prometheus project's own
+    text-format parser (PyPI prometheus-client): a line it cannot read fails the test."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)', line)
-        assert match, f"not a Prometheus sample line: {line!r}"
-        samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
     return samples
 
 
@@ -108,6 +110,7 @@ def test_prometheus_metrics_count_operations_with_consistent_histograms(server):
     values = [v for _, v in buckets]
     assert values == sorted(values), "cumulative buckets must not decrease"
     assert samples[f'dmanoel_operation_latency_seconds_bucket{{{labels},le="+Inf"}}'] == 7
+    assert samples['dmanoel_build_info{version="0.1.0",io="io_uring"}'] == 1 or any(k.startswith("dmanoel_build_info{") for k in samples)
     assert 0 < samples[f"dmanoel_operation_latency_seconds_sum{{{labels}}}"] < 7 * 10
     assert samples["process_resident_memory_bytes"] > 1 << 20
     assert any(k.startswith("dmanoel_loop_passes_total{") for k in samples)
@@ -137,6 +140,9 @@ def test_full_screen_console_connect_shows_remote_protocols_and_tunes(server, na
         term.type("p")  # poll mode always, on the remote server
         assert wait_for(lambda: all(r[3] == "POLL" for r in thread_rows(term.screen())) and thread_rows(term.screen())), term.screen()
         assert wait_for(lambda: "tuning: poll_mode always" in server.log_text())
+        # Confirmed through the admin API: every loop now has poll_mode always.
+        loops = json.loads(get(server.admin, "/api/v1/status")[1])["loops"]
+        assert loops and all(loop["poll_mode"] == "always" for loop in loops)
         term.type("q")
     finally:
         term.close()

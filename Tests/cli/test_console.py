@@ -186,3 +186,45 @@ def test_console_history_sort_save_and_thread_refusal(nas_bin, tmp_path):
         term.type("q")
     finally:
         term.close()
+
+
+def test_console_under_s3_load_shows_s3_rates(nas_bin, tmp_path):
+    """S3 traffic from boto3 lights up the S3 row with a rate and latencies."""
+    import threading
+
+    from s3_support import make_client, s3_config
+
+    config, settings = s3_config(tmp_path)
+    bucket = next(iter(__import__("json").loads(config.read_text())["buckets"]))
+    term = Tmux(f"{nas_bin} serve --console --interval 0.3 --config {config}", width=100, height=32)
+    stop = threading.Event()
+    count = []
+
+    def load():
+        client = make_client(f"http://127.0.0.1:{settings['s3_port']}")
+        while not stop.is_set():
+            client.put_object(Bucket=bucket, Key="console/x", Body=b"x" * 1000)
+            client.get_object(Bucket=bucket, Key="console/x")["Body"].read()
+            count.append(1)
+
+    try:
+        assert wait_for(lambda: "── Threads" in term.screen()), term.screen()
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            def s3_row():
+                for line in term.screen().splitlines():
+                    fields = line.split()
+                    if fields[:1] == ["S3"] and len(fields) >= 4 and fields[1] != "0" and fields[3] != "-":
+                        return fields
+                return None
+            assert wait_for(s3_row, timeout=20), term.screen()
+            term.type("e")
+            assert wait_for(lambda: any(line.split()[:1] == ["PutObject"] for line in term.screen().splitlines())), term.screen()
+        finally:
+            stop.set()
+            worker.join()
+        assert len(count) > 5
+        term.type("q")
+    finally:
+        term.close()
