@@ -52,3 +52,29 @@ def test_connections_over_the_per_client_limit_are_closed(nas_bin, tmp_path):
         for s in held:
             s.close()
         assert server.stop() == 0
+
+
+def test_half_sent_requests_are_cut_after_the_request_timeout(nas_bin, tmp_path):
+    """Slowloris: half an RPC record on the NFS port and half an HTTP head on the S3 port are
+    disconnected after server.request_timeout_s, while a complete request still works."""
+    import json
+    import time
+
+    config = config_on_free_ports(tmp_path, request_timeout_s=1)
+    settings = json.loads(config.read_text())["server"]
+    server = Server(nas_bin, config, tmp_path)
+    try:
+        rpc = socket.create_connection(("127.0.0.1", settings["nfs_port"]), timeout=10)
+        rpc.sendall(bytes.fromhex("80000028" "00000001"))  # a record mark for 40 bytes, then 4 of them
+        http = socket.create_connection(("127.0.0.1", settings["s3_port"]), timeout=10)
+        http.sendall(b"GET /bucket/key HTTP/1.1\r\nHost: x\r\n")  # no blank line, ever
+        started = time.monotonic()
+        assert rpc.recv(1) == b""
+        assert time.monotonic() - started < 8
+        answer = http.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer
+        assert time.monotonic() - started < 8
+        rpc.close()
+        http.close()
+    finally:
+        assert server.stop() == 0

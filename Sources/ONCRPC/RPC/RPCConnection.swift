@@ -7,10 +7,14 @@ public struct RPCLimits: Sendable {
     /// Calls one connection may have running at once; past it the connection stops reading
     /// (the client's TCP window fills) until calls finish, so memory stays bounded.
     public var maxCallsInFlight: Int
+    /// Seconds a started record may take to arrive in full; a client that sends half a record
+    /// and stalls (slowloris) has its connection closed after this.
+    public var recordTimeout: Double
 
-    public init(maxRecordSize: Int = 4 * 1024 * 1024, maxCallsInFlight: Int = 128) {
+    public init(maxRecordSize: Int = 4 * 1024 * 1024, maxCallsInFlight: Int = 128, recordTimeout: Double = 30) {
         self.maxRecordSize = maxRecordSize
         self.maxCallsInFlight = maxCallsInFlight
+        self.recordTimeout = recordTimeout
     }
 }
 
@@ -32,6 +36,9 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
     /// Calls started and not yet finished, and whether reading is paused because of them.
     private var callsInFlight = 0
     private var paused = false
+    /// When the record now partly received began to arrive (0: none pending).
+    private var partialSince: UInt64 = 0
+    private var timer: TimerID?
 
     public init(programs: [RPCProgram], limits: RPCLimits, cache: DuplicateRequestCache? = nil) {
         self.programs = programs
@@ -41,6 +48,7 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
 
     public override func received(_ bytes: ByteSlice, on connection: Connection) -> Int {
         var consumed = 0
+        var incomplete = false
         let raw = bytes.unsafeBytes
         while raw.count - consumed >= 4 {
             if callsInFlight >= limits.maxCallsInFlight {
@@ -59,6 +67,7 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
             }
             guard raw.count - consumed - 4 >= length else {
                 connection.expect(bytes: length + 4)
+                incomplete = true
                 break
             }
             let start = consumed + 4
@@ -73,8 +82,38 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
             }
             dispatch(bytes.slice(start..<(start + length)), connection: connection)
         }
+        if incomplete || (!paused && raw.count - consumed > 0 && raw.count - consumed < 4) {
+            if partialSince == 0 {
+                partialSince = monotonicNanoseconds()
+                scheduleRecordCheck(connection)
+            }
+        } else {
+            partialSince = 0
+        }
         return consumed
     }
+
+    /// Closes the connection if a record has been arriving for longer than the timeout.
+    private func scheduleRecordCheck(_ connection: Connection) {
+        guard timer == nil else { return }
+        let interval = UInt64(max(0.05, limits.recordTimeout / 4) * 1e9)
+        timer = connection.loop.schedule(afterNanoseconds: interval) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.timer = nil
+            guard self.partialSince != 0, !connection.isClosing else { return }
+            if Double(monotonicNanoseconds() &- self.partialSince) / 1e9 > self.limits.recordTimeout {
+                connection.close(error: 110)  // ETIMEDOUT
+            } else {
+                self.scheduleRecordCheck(connection)
+            }
+        }
+    }
+
+    public override func closed(_ connection: Connection, error: Int32) {
+        if let timer { connection.loop.cancel(timer) }
+        timer = nil
+    }
+
 
     private func dispatchCopied(_ record: [UInt8], connection: Connection) {
         let block = HeapRecord(record)

@@ -24,6 +24,7 @@ import Runtime
 /// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 /// | `s3_domain`          | none: path-style addressing only                               |
+/// | `request_timeout_s`  | 30: seconds a client has to finish a request it started sending |
 /// | `max_connections`    | `RuntimeDefaults.maxConnections` (10000), over all services     |
 /// | `max_connections_per_client` | `RuntimeDefaults.maxConnectionsPerClient` (1000), per address |
 ///
@@ -69,6 +70,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var s3Domain: String?
     /// Connections the server keeps open at once, and from one client address; more are
     /// closed as they are accepted.
+    /// Seconds a client has to finish sending a request it started (an RPC record, an HTTP
+    /// head or body): slow or stalled senders are disconnected after it.
+    public var requestTimeoutSeconds = 30
     public var maxConnections = RuntimeDefaults.maxConnections
     public var maxConnectionsPerClient = RuntimeDefaults.maxConnectionsPerClient
     public var pollMode: PollMode
@@ -164,7 +168,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client",
+        "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client", "request_timeout_s",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -187,6 +191,9 @@ extension ServerSettings {
         settings.maxConnectionsPerClient = try section.int(
             "max_connections_per_client", in: 1...1_000_000, default: RuntimeDefaults.maxConnectionsPerClient, example: "1000",
             hint: "Use 1 to 1000000 connections from one client address; the default is \(RuntimeDefaults.maxConnectionsPerClient).")
+        settings.requestTimeoutSeconds = try section.int(
+            "request_timeout_s", in: 1...3600, default: 30, example: "30",
+            hint: "Use 1 to 3600 seconds; the default is 30.")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
         if let stateValue = section["state_dir"] {
@@ -316,6 +323,7 @@ extension ServerSettings {
         if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
         if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
         if let s3Domain { object["s3_domain"] = .string(s3Domain) }
+        object["request_timeout_s"] = .number(Double(requestTimeoutSeconds))
         object["max_connections"] = .number(Double(maxConnections))
         object["max_connections_per_client"] = .number(Double(maxConnectionsPerClient))
         return .object(object)

@@ -54,7 +54,7 @@ enum NFSService {
         let nfs = NFS3Program(vfs: vfs, exports: exports)
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
-        let limits = RPCLimits()
+        let limits = RPCLimits(recordTimeout: Double(configuration.server.requestTimeoutSeconds))
         // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
         let portmap = Portmap()
         let cache = DuplicateRequestCache()

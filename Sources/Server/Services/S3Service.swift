@@ -16,11 +16,14 @@ enum S3Service {
         let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
                                   bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain)
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
+        var limits = HTTPLimits()
+        limits.headTimeout = Double(configuration.server.requestTimeoutSeconds)
+        limits.bodyTimeout = Double(configuration.server.requestTimeoutSeconds)
         let host = configuration.server.bind.description
         let listener: Listener
         do {
             listener = try group.listen(host: host, port: configuration.server.s3Port,
-                                        factory: HTTPServer.factory(responder: gateway, loopCount: group.loops.count))
+                                        factory: HTTPServer.factory(responder: gateway, limits: limits, loopCount: group.loops.count))
         } catch {
             throw ServerError.startup("cannot serve S3 on \(host):\(configuration.server.s3Port): \(error)")
         }
