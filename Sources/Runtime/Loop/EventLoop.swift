@@ -279,7 +279,8 @@ public final class EventLoop: @unchecked Sendable {
             box.release()
             throw RuntimeError.system("pthread_create", rc)
         }
-        thread = tid
+        // `thread` is set by the loop itself before it publishes `started` (a second write
+        // from here raced with it: ThreadSanitizer).
         while started.load(ordering: .acquiring) == 0 { sched_yield() }
         if started.load(ordering: .acquiring) < 0 {
             pthread_join(tid, nil)
