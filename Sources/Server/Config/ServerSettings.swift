@@ -24,6 +24,8 @@ import Runtime
 /// | `state_dir`          | none: NFS handles are signed with a key drawn at each start     |
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 /// | `s3_domain`          | none: path-style addressing only                               |
+/// | `nfs4_lease_seconds` | 90 (1 to 3600): NFSv4 state of a silent client expires after it |
+/// | `nfs4_grace_seconds` | 0 (no reclaim is offered yet, so no grace period is enforced)  |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -71,6 +73,11 @@ public struct ServerSettings: Sendable, Equatable {
     /// A directory for state that must outlive a restart (the key NFS handles are signed with,
     /// so clients keep their handles to linux/io_uring files across restarts). nil: none.
     public var stateDirectory: String? = nil
+    /// NFSv4 lease time in seconds (`nfs4_lease_seconds`): a client silent longer loses its state.
+    public var nfs4LeaseSeconds: Int = 90
+    /// NFSv4 grace period after a start (`nfs4_grace_seconds`); 0 turns it off. No reclaim is
+    /// offered yet, so the grace period is not enforced.
+    public var nfs4GraceSeconds: Int = 0
 
     public init(
         threads: Int? = nil,
@@ -158,7 +165,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir", "s3_bucket_root", "s3_domain",
+        "state_dir", "s3_bucket_root", "s3_domain", "nfs4_lease_seconds", "nfs4_grace_seconds",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -176,6 +183,12 @@ extension ServerSettings {
             "spin_ns", in: 0...1_000_000_000, default: RuntimeDefaults.spinNanoseconds, example: "50000",
             hint: "Use 0 (sleep at once) to 1000000000 (one second); the default is \(RuntimeDefaults.spinNanoseconds).")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
+        settings.nfs4LeaseSeconds = try section.int(
+            "nfs4_lease_seconds", in: 1...3600, default: 90, example: "90",
+            hint: "Use 1 to 3600 seconds; clients renew about every third of it.")
+        settings.nfs4GraceSeconds = try section.int(
+            "nfs4_grace_seconds", in: 0...3600, default: 0, example: "0",
+            hint: "Use 0 (no grace period) to 3600 seconds.")
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
         if let stateValue = section["state_dir"] {
             let directory = try stateValue.string(example: "/var/lib/dmanoel-nas")
@@ -304,6 +317,8 @@ extension ServerSettings {
         if let stateDirectory { object["state_dir"] = .string(stateDirectory) }
         if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
         if let s3Domain { object["s3_domain"] = .string(s3Domain) }
+        if nfs4LeaseSeconds != 90 { object["nfs4_lease_seconds"] = .number(Double(nfs4LeaseSeconds)) }
+        if nfs4GraceSeconds != 0 { object["nfs4_grace_seconds"] = .number(Double(nfs4GraceSeconds)) }
         return .object(object)
     }
 

@@ -1,0 +1,53 @@
+import NFS3
+import ONCRPC
+import Runtime
+import VFS
+
+/// NFSv4 (RFC 7530, RFC 8881, and the RFC 7862 operations clients send): program 100003
+/// version 4, served on the NFS port beside NFSv3. Procedure 1, COMPOUND, carries the
+/// operations; NFS4Compound runs them.
+public final class NFS4Program: RPCProgram, @unchecked Sendable {
+    let vfs: VirtualFileSystem
+    let exports: NFSExports
+    let pseudo: NFS4PseudoFS
+    let state: NFS4State
+    let writeVerifier: UInt64
+    /// Statistics names: 0 NULL, 1 COMPOUND, then each operation at its own number.
+    static let statNames: [String] = {
+        var names = ["NULL", "COMPOUND", "-"]
+        for op in 3...NFS4Op.maxOp { names.append(NFS4Op(rawValue: op).map { "\($0)".uppercased() } ?? "OP\(op)") }
+        return names
+    }()
+
+    public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90) {
+        self.vfs = vfs
+        self.exports = exports
+        pseudo = NFS4PseudoFS(exports: exports.exports)
+        state = NFS4State(leaseSeconds: leaseSeconds)
+        writeVerifier = UInt64.random(in: 1...UInt64.max)
+        super.init(number: NFS3.program, versions: 4...4, name: "NFSv4", procedureNames: Self.statNames)
+    }
+
+    public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool { procedure <= 1 }
+
+    public override func serve(_ call: RPCCall, arguments: XDRDecoder, context: RPCContext) async {
+        let compound = NFS4Compound(program: self, call: call, arguments: arguments, context: context)
+        await compound.run()
+    }
+}
+
+/// NFSv4 operation numbers.
+public enum NFS4Op: UInt32 {
+    case access = 3, close, commit, create, delegpurge, delegreturn, getattr, getfh, link, lock, lockt, locku,
+         lookup, lookupp, nverify, open, openattr, openConfirm, openDowngrade, putfh, putpubfh, putrootfh, read,
+         readdir, readlink, remove, rename, renew, restorefh, savefh, secinfo, setattr, setclientid,
+         setclientidConfirm, verify, write, releaseLockowner
+    case backchannelCtl = 40, bindConnToSession, exchangeID, createSession, destroySession, freeStateid,
+         getDirDelegation, getdeviceinfo, getdevicelist, layoutcommit, layoutget, layoutreturn, secinfoNoName,
+         sequence, setSSV, testStateid, wantDelegation, destroyClientid, reclaimComplete
+    case allocate = 59, copy, copyNotify, deallocate, ioAdvise, layouterror, layoutstats, offloadCancel,
+         offloadStatus, readPlus, seek, writeSame, clone
+
+    static let maxOp: UInt32 = 71
+    static let illegal: UInt32 = 10044
+}
