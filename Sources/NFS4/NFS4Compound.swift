@@ -9,13 +9,65 @@ enum NFS4FH {
     case file(NFSExport, FileHandle)
 }
 
+/// Where a compound's reply goes: the RPC connection, or (unit tests) a capture.
+enum NFS4ReplySink {
+    case rpc(RPCContext)
+    case capture(NFS4Capture)
+
+    var stats: ProtocolStats? {
+        if case let .rpc(context) = self { return context.connection.loop.protocolStats("NFSv4", operations: NFS4Program.statNames) }
+        return nil
+    }
+
+    func garbage() {
+        switch self {
+        case let .rpc(context): context.fail(.garbageArguments)
+        case let .capture(capture): capture.garbage = true
+        }
+    }
+
+    func send(_ body: [UInt8], failed: Bool) {
+        switch self {
+        case let .rpc(context):
+            context.reply(capacity: body.count, failed: failed) { encoder in body.withUnsafeBytes { encoder.fixedOpaque($0) } }
+        case let .capture(capture):
+            capture.body = body
+        }
+    }
+
+    /// `body` ends with the length word of an opaque whose bytes are `data` (sent by reference).
+    func send(_ body: [UInt8], data: [(UnsafeRawBufferPointer, AnyObject)], dataCount: Int) {
+        switch self {
+        case let .rpc(context):
+            context.reply(capacity: body.count, header: { encoder in body.withUnsafeBytes { encoder.fixedOpaque($0) } },
+                          data: data, dataCount: dataCount)
+        case let .capture(capture):
+            var all = XDRWriter(capacity: body.count + dataCount + 4)
+            all.append(body)
+            var raw: [UInt8] = []
+            for (bytes, _) in data { raw.append(contentsOf: bytes) }
+            all.fixedOpaque(raw)
+            capture.body = all.bytes
+        }
+    }
+}
+
+/// A compound's reply kept for inspection (unit tests).
+public final class NFS4Capture: @unchecked Sendable {
+    public var body: [UInt8] = []
+    public var garbage = false
+    public init() {}
+}
+
 /// One COMPOUND being run (RFC 7530 §15.2, RFC 8881 §16.2): operations in order on the
 /// current and saved filehandles, stopping at the first that fails; the reply carries the
 /// tag, the last status and the results up to and including the failing one.
 final class NFS4Compound {
     let program: NFS4Program
     let call: RPCCall
-    let context: RPCContext
+    let sink: NFS4ReplySink
+    /// The client's address, for the exports' client lists.
+    let peer: String
     var args: XDRDecoder
     var out = XDRWriter(capacity: 1024)
     var minor: UInt32 = 0
@@ -37,10 +89,11 @@ final class NFS4Compound {
     /// Most operations accepted in one compound (4.0; 4.1 uses the session's limit).
     static let maxOperations = 128
 
-    init(program: NFS4Program, call: RPCCall, arguments: XDRDecoder, context: RPCContext) {
+    init(program: NFS4Program, call: RPCCall, arguments: XDRDecoder, sink: NFS4ReplySink, peer: String) {
         self.program = program
         self.call = call
-        self.context = context
+        self.sink = sink
+        self.peer = peer
         args = arguments
     }
 
@@ -55,7 +108,7 @@ final class NFS4Compound {
             minor = try args.uint32()
             count = Int(try args.uint32())
         } catch {
-            return context.fail(.garbageArguments)
+            return sink.garbage()
         }
         let tagBytes = Array(tag)
         if minor > 2 {
@@ -65,7 +118,7 @@ final class NFS4Compound {
             return finish(tag: tagBytes, status: minor == 0 ? .resource : .tooManyOps, results: 0)
         }
         operationCount = count
-        let stats = context.connection.loop.protocolStats("NFSv4", operations: NFS4Program.statNames)
+        let stats = sink.stats
         var status = NFS4Status.ok
         var results = 0
         while index < count {
@@ -83,12 +136,8 @@ final class NFS4Compound {
             out.uint32(opnum)
             status = await perform(op)
             if status != .ok && out.count == before + 4 { out.uint32(status.rawValue) }
-            stats.record(Int(opnum), nanoseconds: monotonicNanoseconds() &- started, error: status != .ok)
-            if let replayed {
-                return context.reply(capacity: replayed.count) { encoder in
-                    replayed.withUnsafeBytes { encoder.fixedOpaque($0) }
-                }
-            }
+            stats?.record(Int(opnum), nanoseconds: monotonicNanoseconds() &- started, error: status != .ok)
+            if let replayed { return sink.send(replayed, failed: false) }
             if status != .ok { break }
             index += 1
         }
@@ -207,15 +256,11 @@ final class NFS4Compound {
                 }
                 session.finish(slot: slot, reply: cached)
             }
-            context.reply(capacity: bytes.count, header: { encoder in
-                bytes.withUnsafeBytes { encoder.fixedOpaque($0) }
-            }, data: data, dataCount: pending.count)
+            sink.send(bytes, data: data, dataCount: pending.count)
             return
         }
         if let session { session.finish(slot: slot, reply: cacheThis ? bytes : nil) }
-        context.reply(capacity: bytes.count, failed: status != .ok) { encoder in
-            bytes.withUnsafeBytes { encoder.fixedOpaque($0) }
-        }
+        sink.send(bytes, failed: status != .ok)
     }
 
     // MARK: Argument decoding
@@ -278,7 +323,7 @@ final class NFS4Compound {
         switch try requireCurrent() {
         case .pseudo: throw .status(error)
         case let .file(export, handle):
-            guard export.admits(context.peer) else { throw .status(.access) }
+            guard export.admits(peer) else { throw .status(.access) }
             return (export, handle)
         }
     }

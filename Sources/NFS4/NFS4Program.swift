@@ -15,9 +15,21 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
     /// Statistics names: 0 NULL, 1 COMPOUND, then each operation at its own number.
     static let statNames: [String] = {
         var names = ["NULL", "COMPOUND", "-"]
-        for op in 3...NFS4Op.maxOp { names.append(NFS4Op(rawValue: op).map { "\($0)".uppercased() } ?? "OP\(op)") }
+        for op in 3...NFS4Op.maxOp { names.append(NFS4Op(rawValue: op).map { operationName($0) } ?? "OP\(op)") }
         return names
     }()
+
+    /// `openConfirm` → "OPEN_CONFIRM", `exchangeID` → "EXCHANGE_ID" (the RFC's names).
+    static func operationName(_ op: NFS4Op) -> String {
+        var name = ""
+        var previousLower = false
+        for character in "\(op)" {
+            if character.isUppercase && previousLower { name.append("_") }
+            previousLower = character.isLowercase
+            name.append(character)
+        }
+        return name.uppercased()
+    }
 
     public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90) {
         self.vfs = vfs
@@ -31,8 +43,23 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
     public override func hasProcedure(_ procedure: UInt32, version: UInt32) -> Bool { procedure <= 1 }
 
     public override func serve(_ call: RPCCall, arguments: XDRDecoder, context: RPCContext) async {
-        let compound = NFS4Compound(program: self, call: call, arguments: arguments, context: context)
+        let compound = NFS4Compound(program: self, call: call, arguments: arguments, sink: .rpc(context), peer: context.peer)
         await compound.run()
+    }
+
+    /// Runs one COMPOUND whose arguments are `arguments` and returns the COMPOUND4res bytes
+    /// (nil for undecodable arguments): the engine without a connection, for tests.
+    public func runCompound(_ arguments: [UInt8], auth: RPCAuth = .sys(uid: 0, gid: 0, groups: [], machine: "test"),
+                            peer: String = "127.0.0.1:900") async -> [UInt8]? {
+        let capture = NFS4Capture()
+        let call = RPCCall(xid: 1, program: NFS3.program, version: 4, procedure: 1, auth: auth)
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(arguments.count, 1), alignment: 8)
+        defer { raw.deallocate() }
+        raw.copyBytes(from: arguments)
+        let compound = NFS4Compound(program: self, call: call, arguments: XDRDecoder(UnsafeRawBufferPointer(rebasing: raw[0..<arguments.count])),
+                                    sink: .capture(capture), peer: peer)
+        await compound.run()
+        return capture.garbage ? nil : capture.body
     }
 }
 

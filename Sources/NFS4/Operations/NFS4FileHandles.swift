@@ -43,13 +43,13 @@ extension NFS4Compound {
         case let .pseudo(index):
             guard let child = program.pseudo.nodes[index].children[name] else { throw .status(.noent) }
             if let export = program.pseudo.nodes[child].export {
-                guard export.admits(context.peer) else { throw .status(.noent) }
+                guard export.admits(peer) else { throw .status(.noent) }
                 current = .file(export, export.root)
             } else {
                 current = .pseudo(child)
             }
         case let .file(export, directory):
-            guard export.admits(context.peer) else { throw .status(.access) }
+            guard export.admits(peer) else { throw .status(.access) }
             let credentials = credentials(export)
             let found: (FileHandle, Attributes)
             do { found = try await vfs.lookup(directory, name: name, mask: [.type], credentials: credentials) } catch {
@@ -127,7 +127,7 @@ extension NFS4Compound {
         case .pseudo:
             granted = wanted & 0x3  // read and lookup only
         case let .file(export, handle):
-            guard export.admits(context.peer) else { throw .status(.access) }
+            guard export.admits(peer) else { throw .status(.access) }
             let credentials = credentials(export)
             let allowed: AccessMask
             let type: FileType

@@ -88,7 +88,7 @@ extension NFS4Compound {
         var created = false
         if let name {
             guard case let .file(e, directory) = try requireCurrent() else { throw .status(create ? .rofs : .noent) }
-            guard e.admits(context.peer) else { throw .status(.access) }
+            guard e.admits(peer) else { throw .status(.access) }
             export = e
             let credentials = credentials(export)
             if create {

@@ -31,7 +31,7 @@ extension NFS4Compound {
                 let child = program.pseudo.nodes[index].children[names[position]]!
                 let childFH: NFS4FH
                 if let export = program.pseudo.nodes[child].export {
-                    guard export.admits(context.peer) else { continue }
+                    guard export.admits(peer) else { continue }
                     childFH = .file(export, export.root)
                 } else {
                     childFH = .pseudo(child)
@@ -48,7 +48,7 @@ extension NFS4Compound {
                 fitting += 1
             }
         case let .file(export, directory):
-            guard export.admits(context.peer) else { throw .status(.access) }
+            guard export.admits(peer) else { throw .status(.access) }
             let credentials = credentials(export)
             let mask = NFS4Attr.vfsMask(requested)
             let wanted = min(4096, max(1, budget / 48))
