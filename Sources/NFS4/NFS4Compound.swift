@@ -85,6 +85,10 @@ final class NFS4Compound {
     var operationCount = 0
     /// A retried 4.1 request: the slot's cached reply, sent as it is.
     var replayed: [UInt8]?
+    /// 4.0 owners whose seqid the running operation advanced (their last reply is kept), and
+    /// an owner whose last reply answers a retransmitted seqid.
+    var seqidOwners: [NFS4Owner] = []
+    var replayOwner: NFS4Owner?
 
     /// Most operations accepted in one compound (4.0; 4.1 uses the session's limit).
     static let maxOperations = 128
@@ -160,15 +164,57 @@ final class NFS4Compound {
             }
             if let session, index + 1 > Int(session.maxOperations) { return .tooManyOps }
         }
+        let start = out.count
+        var status = NFS4Status.ok
         do throws(NFS4Error) {
             try await dispatch(op)
-            return .ok
         } catch {
             switch error {
-            case let .status(status): return status
-            case let .written(status): return status
+            case let .status(value): status = value
+            case let .written(value): status = value
             }
         }
+        if let owner = replayOwner {
+            // A retransmission of the owner's last seqid operation: its answer again.
+            replayOwner = nil
+            seqidOwners = []
+            let (reply, fh) = state.tables.withLock { _ in (owner.lastReply ?? [], owner.lastFH) }
+            out.truncate(to: start)
+            out.append(reply)
+            if let fh { current = fh }
+            guard reply.count >= 4 else { return .serverfault }
+            return NFS4Status(rawValue: UInt32(reply[0]) << 24 | UInt32(reply[1]) << 16 | UInt32(reply[2]) << 8 | UInt32(reply[3])) ?? .serverfault
+        }
+        if !seqidOwners.isEmpty {
+            if status != .ok && out.count == start { out.uint32(status.rawValue) }
+            let reply = Array(out.bytes[start...])
+            let owners = seqidOwners, fh = current
+            seqidOwners = []
+            state.tables.withLock { _ in
+                for owner in owners {
+                    owner.lastReply = reply
+                    owner.lastFH = fh
+                }
+            }
+        }
+        return status
+    }
+
+    /// NFSv4.0 seqid rule for an open- or lock-owner (RFC 7530 §9.1.7): the first request
+    /// starts the sequence, a later one must be one more than the last; the last one again is
+    /// a retransmission, answered with the reply it got. Call with the state tables locked.
+    func checkSeqid(_ owner: NFS4Owner, _ seqid: UInt32) throws(NFS4Error) {
+        guard minor == 0 else { return }
+        if owner.started {
+            if seqid == owner.seqid && owner.lastReply != nil {
+                replayOwner = owner
+                throw .written(.ok)
+            }
+            if seqid != owner.seqid &+ 1 { throw .status(.badSeqid) }
+        }
+        owner.started = true
+        owner.seqid = seqid
+        seqidOwners.append(owner)
     }
 
     func dispatch(_ op: NFS4Op) async throws(NFS4Error) {

@@ -59,6 +59,10 @@ final class NFS4Owner: @unchecked Sendable {
     var seqid: UInt32 = 0
     var confirmed = false
     var started = false
+    /// 4.0: the result (status and body) of this owner's last seqid operation, and the
+    /// filehandle it left current, replayed when the same seqid comes again.
+    var lastReply: [UInt8]?
+    var lastFH: NFS4FH?
 
     init(id: UInt64, clientid: UInt64, bytes: [UInt8]) {
         self.id = id
@@ -175,6 +179,9 @@ public final class NFS4State: @unchecked Sendable {
         var clients: [UInt64: NFS4Client] = [:]
         var owners: [OwnerKey: NFS4Owner] = [:]
         var states: [UInt64: NFS4StateEntry] = [:]
+        /// 4.0: closed open stateids and their owners, so a retransmitted CLOSE finds the
+        /// owner whose last reply answers it (bounded; dropped with the client).
+        var closed: [UInt64: NFS4Owner] = [:]
         var nextID: UInt64 = 1
         var lastSweep: UInt64 = 0
     }
@@ -226,6 +233,7 @@ public final class NFS4State: @unchecked Sendable {
             t.states[key] = nil
         }
         for (key, _) in t.owners where key.clientid == id { t.owners[key] = nil }
+        for (key, owner) in t.closed where owner.clientid == id { t.closed[key] = nil }
         let ids = client.sessions
         sessions.withLock { sessions in for sid in ids { sessions[sid] = nil } }
         return closed
@@ -290,15 +298,6 @@ public final class NFS4State: @unchecked Sendable {
     }
 
     func stateid(_ entry: NFS4StateEntry) -> Stateid { Stateid(seqid: entry.seqid, boot: boot, id: entry.id) }
-
-    /// NFSv4.0 seqid rule for an owner: the first request starts the sequence, later ones must
-    /// be one more than the last.
-    func checkSeqid(_ owner: NFS4Owner, _ seqid: UInt32, minor: UInt32) throws(NFS4Error) {
-        guard minor == 0 else { return }
-        if owner.started && seqid != owner.seqid &+ 1 { throw .status(.badSeqid) }
-        owner.started = true
-        owner.seqid = seqid
-    }
 
     func session(_ id: SessionID) -> NFS4Session? { sessions.withLock { $0[id] } }
 }

@@ -154,6 +154,8 @@ def test_v40_setclientid_open_confirm_and_seqid(server):
         # A seqid out of order is refused.
         r = c.compound([putfh(fh), close(9, sid)])
         assert r.status == BAD_SEQID
+        r = c.compound([putfh(fh), close(1, sid)])
+        assert r.status == BAD_SEQID
         r = c.compound([putfh(fh), write(sid, 0, b"hello v4.0"), renew(clientid)])
         assert r.status == OK, r.statuses()
         r = c.compound([putfh(fh), close(3, sid)])
@@ -164,6 +166,30 @@ def test_v40_setclientid_open_confirm_and_seqid(server):
     finally:
         c.close()
     assert run("nfs-cat", v4(server.port, "/memfs/v40.txt"), text=True).stdout == "hello v4.0"
+
+
+def test_v40_retransmitted_seqid_gets_the_same_reply(server):
+    c = NFS4(server.port, minor=0)
+    try:
+        clientid = c.setclientid()
+        root = c.export_fh()
+        ops = [putfh(root), open_("again.txt", b"owner-again", clientid=clientid, seqid=7, how=1), getfh()]
+        first = c.compound(ops)
+        assert first.status == OK, first.statuses()
+        # The same seqid again (a retransmission): the OPEN's first answer, not EXIST.
+        second = c.compound(ops)
+        assert second.status == OK, second.statuses()
+        assert second[1]["stateid"] == first[1]["stateid"] and second[2]["fh"] == first[2]["fh"]
+        r = c.compound([putfh(first[2]["fh"]), open_confirm(first[1]["stateid"], 8)])
+        assert r.status == OK, r.statuses()
+        sid = r[1]["stateid"]
+        r = c.compound([putfh(first[2]["fh"]), close(9, sid)])
+        assert r.status == OK, r.statuses()
+        again = c.compound([putfh(first[2]["fh"]), close(9, sid)])
+        assert again.status == OK and again[1]["stateid"] == r[1]["stateid"]
+        assert c.compound([putfh(first[2]["fh"]), close(11, sid)]).status == BAD_STATEID  # closed for good
+    finally:
+        c.close()
 
 
 def test_bad_and_foreign_stateids(server):

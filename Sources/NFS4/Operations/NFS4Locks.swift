@@ -54,11 +54,11 @@ extension NFS4Compound {
             if newOwner {
                 let open = try state.entry(&t, openStateid, file: file, minor: minor)
                 guard open.kind == .open else { throw .status(.badStateid) }
-                try state.checkSeqid(open.owner, openSeqid, minor: minor)
+                try checkSeqid(open.owner, openSeqid)
                 let clientid = minor >= 1 ? open.clientid : ownerClient
                 guard clientid == open.clientid else { throw .status(.inval) }
                 let owner = state.owner(&t, clientid: clientid, bytes: ownerBytes, lock: true)
-                try state.checkSeqid(owner, lockSeqid, minor: minor)
+                try checkSeqid(owner, lockSeqid)
                 if let existing = t.states.values.first(where: { $0.kind == .lock && $0.owner === owner && $0.openID == open.id }) {
                     return existing
                 }
@@ -66,7 +66,7 @@ extension NFS4Compound {
             }
             let entry = try state.entry(&t, lockStateid, file: file, minor: minor)
             guard entry.kind == .lock else { throw .status(.badStateid) }
-            try state.checkSeqid(entry.owner, lockSeqid, minor: minor)
+            try checkSeqid(entry.owner, lockSeqid)
             return entry
         }
         let outcome: LockOutcome
@@ -122,7 +122,7 @@ extension NFS4Compound {
         let entry = try state.withTables { t throws(NFS4Error) -> NFS4StateEntry in
             let entry = try state.entry(&t, lockStateid, file: file, minor: minor)
             guard entry.kind == .lock else { throw .status(.badStateid) }
-            try state.checkSeqid(entry.owner, seqid, minor: minor)
+            try checkSeqid(entry.owner, seqid)
             return entry
         }
         entry.openFile.unlock(range, lockOwner: entry.owner.stateOwner)

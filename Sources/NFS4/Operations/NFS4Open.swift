@@ -77,7 +77,7 @@ extension NFS4Compound {
             let client = try state.client(&t, clientid)
             guard client.confirmed else { throw .status(.staleClientid) }
             let owner = state.owner(&t, clientid: clientid, bytes: ownerBytes, lock: false)
-            try state.checkSeqid(owner, seqid, minor: minor)
+            try checkSeqid(owner, seqid)
             return owner
         }
 
@@ -188,7 +188,7 @@ extension NFS4Compound {
         let result = try state.withTables { t throws(NFS4Error) -> Stateid in
             let entry = try state.entry(&t, stateid, file: file, minor: minor)
             guard entry.kind == .open else { throw .status(.badStateid) }
-            try state.checkSeqid(entry.owner, seqid, minor: minor)
+            try checkSeqid(entry.owner, seqid)
             entry.owner.confirmed = true
             entry.seqid &+= 1
             return state.stateid(entry)
@@ -208,7 +208,7 @@ extension NFS4Compound {
         let entry = try state.withTables { t throws(NFS4Error) -> NFS4StateEntry in
             let entry = try state.entry(&t, stateid, file: file, minor: minor)
             guard entry.kind == .open else { throw .status(.badStateid) }
-            try state.checkSeqid(entry.owner, seqid, minor: minor)
+            try checkSeqid(entry.owner, seqid)
             return entry
         }
         guard !access.isEmpty, access.isSubset(of: entry.openFile.access), deny.isSubset(of: entry.openFile.deny) else { throw .status(.inval) }
@@ -233,11 +233,23 @@ extension NFS4Compound {
         let stateid = try self.stateid()
         let (_, file) = try currentFile()
         let entry = try state.withTables { t throws(NFS4Error) -> NFS4StateEntry in
+            if minor == 0, stateid.boot == state.boot, t.states[stateid.id] == nil, let owner = t.closed[stateid.id] {
+                // A retransmitted CLOSE: the owner's last reply, if this was its last seqid.
+                if owner.started && seqid == owner.seqid && owner.lastReply != nil {
+                    replayOwner = owner
+                    throw .written(.ok)
+                }
+                throw .status(.badStateid)
+            }
             let entry = try state.entry(&t, stateid, file: file, minor: minor)
             guard entry.kind == .open else { throw .status(.badStateid) }
-            try state.checkSeqid(entry.owner, seqid, minor: minor)
+            try checkSeqid(entry.owner, seqid)
             if entry.openFile.holdsLocks { throw .status(.locksHeld) }
             t.states[entry.id] = nil
+            if minor == 0 {
+                if t.closed.count >= 4096 { t.closed.removeAll() }
+                t.closed[entry.id] = entry.owner
+            }
             for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id { t.states[lock.id] = nil }
             return entry
         }
