@@ -16,9 +16,18 @@ from nfs4_support import NFS4, Packer, Reply, Unpacker
 from nfs_support import nfs_config
 
 
-@pytest.fixture
-def server(nas_bin, tmp_path):
-    config, port = nfs_config(tmp_path, mounts={"data": {"module": "memfs", "path": "/"}}, exports={
+@pytest.fixture(params=["memfs", "io_uring"])
+def server(request, nas_bin, tmp_path):
+    """The server with one mount, "data", of the module under test (memfs, or a host directory
+    through io_uring), exported read-write as /memfs and read-only as /ro."""
+    if request.param == "memfs":
+        mount = {"module": "memfs", "path": "/"}
+    else:
+        directory = tmp_path / "share"
+        directory.mkdir()
+        directory.chmod(0o777)
+        mount = {"module": request.param, "path": str(directory)}
+    config, port = nfs_config(tmp_path, mounts={"data": mount}, exports={
         "/memfs": {"path": "/data"},
         "/ro": {"path": "/data", "read_only": True},
     }, nfs4_lease_seconds=3)
@@ -50,6 +59,20 @@ def test_libnfs_lists_pseudo_root_and_export(server, tmp_path):
     line = next(l for l in listing.splitlines() if l.endswith("hello.txt"))
     assert " 16 " in line  # size from GETATTR
     assert run("nfs-cat", v4(server.port, "/memfs/hello.txt"), text=True).stdout == "hello over nfs4\n"
+
+
+def test_libnfs_lists_a_directory_of_thousands(server):
+    from nfs_support import NFS, ROOT
+    client = NFS(server.port)
+    try:
+        big = client.handle(client.nfs.mkdir(client.root, "big", mode=0o755, auth=ROOT))
+        for i in range(2500):
+            assert client.create(big, f"entry-{i:05d}")["status"] == 0
+    finally:
+        client.close()
+    listing = run("nfs-ls", v4(server.port, "/memfs/big"), text=True).stdout
+    names = sorted(line.split()[-1] for line in listing.splitlines() if line.strip())
+    assert names == [f"entry-{i:05d}" for i in range(2500)]
 
 
 def test_libnfs_reads_large_file_written_over_nfs3(server, tmp_path):
