@@ -257,6 +257,8 @@ extension NFS4Compound {
         _ = try uint32()  // highest_slotid
         let cache = try bool()
         guard let session = state.session(id) else { throw .status(.badsession) }
+        // The whole COMPOUND's arguments against the size the session agreed to.
+        if args.bytes.count > Int(session.maxRequestSize) { throw .status(.reqTooBig) }
         switch session.begin(slot: Int(slotID), seqid: seqid) {
         case let .error(status):
             throw .status(status)

@@ -26,7 +26,13 @@ extension NFS4Compound {
     func read() async throws(NFS4Error) {
         let stateid = try self.stateid()
         let offset = try uint64()
-        let count = Int(min(try uint32(), UInt32(NFS4Attributes.maxTransfer)))
+        var count = Int(min(try uint32(), UInt32(NFS4Attributes.maxTransfer)))
+        if let session {
+            // What the reply may still hold within the session's maximum response size.
+            let room = Int(session.maxResponseSize) - out.count - 256
+            guard room > 0 else { throw .status(.repTooBig) }
+            count = min(count, room)
+        }
         let (export, file) = try currentFile(pseudo: .isdir)
         let (open, lockOwner) = try ioState(stateid, file: file, write: false)
         let range = ByteRange(offset: offset, length: UInt64(count))

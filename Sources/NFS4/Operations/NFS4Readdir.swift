@@ -16,7 +16,8 @@ extension NFS4Compound {
         if cookie == 1 || cookie == 2 { throw .status(.badCookie) }
         let fh = try requireCurrent()
         // status, verifier, end-of-list and eof words.
-        let budget = min(maxcount, Int(NFS4Attributes.maxTransfer)) - 24
+        var budget = min(maxcount, Int(NFS4Attributes.maxTransfer)) - 24
+        if let session { budget = min(budget, Int(session.maxResponseSize) - out.count - 256) }
         guard budget > 0 else { throw .status(.toosmall) }
         var entries = XDRWriter(capacity: min(budget, 64 * 1024))
         var eof = true
@@ -25,6 +26,7 @@ extension NFS4Compound {
         switch fh {
         case let .pseudo(index):
             let names = program.pseudo.nodes[index].children.keys.sorted()
+            guard cookie < 1 << 32 else { throw .status(.badCookie) }
             let start = cookie == 0 ? 0 : Int(cookie) - 2
             guard start >= 0, start <= names.count else { throw .status(.badCookie) }
             for position in start..<names.count {
