@@ -31,11 +31,11 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
         return name.uppercased()
     }
 
-    public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90) {
+    public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90, graceSeconds: UInt32 = 0) {
         self.vfs = vfs
         self.exports = exports
         pseudo = NFS4PseudoFS(exports: exports.exports)
-        state = NFS4State(leaseSeconds: leaseSeconds)
+        state = NFS4State(leaseSeconds: leaseSeconds, graceSeconds: graceSeconds)
         writeVerifier = UInt64.random(in: 1...UInt64.max)
         super.init(number: NFS3.program, versions: 4...4, name: "NFSv4", procedureNames: Self.statNames)
     }

@@ -199,11 +199,18 @@ public final class NFS4State: @unchecked Sendable {
     public let leaseSeconds: UInt32
     let serverOwner: [UInt8]
 
-    public init(leaseSeconds: UInt32 = 90) {
+    /// The end of the grace period (monotonic ns): until then only reclaims may take state.
+    let graceUntil: UInt64
+
+    public init(leaseSeconds: UInt32 = 90, graceSeconds: UInt32 = 0) {
         boot = UInt32.random(in: 1..<UInt32.max)
         self.leaseSeconds = leaseSeconds
         serverOwner = Array("dmanoel-nas".utf8)
+        graceUntil = graceSeconds == 0 ? 0 : monotonicNanoseconds() + UInt64(graceSeconds) * 1_000_000_000
     }
+
+    /// Whether the grace period after the start is still running.
+    public var inGrace: Bool { graceUntil != 0 && monotonicNanoseconds() < graceUntil }
 
     var leaseNanoseconds: UInt64 { UInt64(leaseSeconds) * 1_000_000_000 }
 

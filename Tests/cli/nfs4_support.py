@@ -19,7 +19,7 @@ OK, NOENT, ACCESS_ERR, EXIST, ISDIR, INVAL, ROFS = 0, 2, 13, 17, 21, 22, 30
 DENIED, SHARE_DENIED, LOCKED, MINOR_VERS_MISMATCH, STALE_CLIENTID = 10010, 10015, 10012, 10021, 10022
 BAD_STATEID, BAD_SEQID, OLD_STATEID, OP_ILLEGAL, NOFILEHANDLE, LOCKS_HELD, OPENMODE = 10025, 10026, 10024, 10044, 10020, 10037, 10038
 BADSESSION, SEQ_MISORDERED, OP_NOT_IN_SESSION, RETRY_UNCACHED_REP, BADSLOT = 10052, 10063, 10071, 10068, 10053
-EXPIRED = 10011
+EXPIRED, GRACE, NO_GRACE = 10011, 10013, 10033
 
 # Attribute numbers.
 A_TYPE, A_CHANGE, A_SIZE, A_FSID, A_LEASE, A_FILEHANDLE, A_FILEID, A_MODE, A_NUMLINKS, A_OWNER, A_GROUP = 1, 3, 4, 8, 10, 19, 20, 33, 35, 36, 37
@@ -117,7 +117,7 @@ def close(seqid, sid): return (CLOSE, Packer().u32(seqid).fixed(sid).bytes())
 def open_confirm(sid, seqid): return (OPEN_CONFIRM, Packer().fixed(sid).u32(seqid).bytes())
 
 
-def open_(name, owner, clientid=0, seqid=0, access=3, deny=0, create=True, how=0, verifier=b"\0" * 8):
+def open_(name, owner, clientid=0, seqid=0, access=3, deny=0, create=True, how=0, verifier=b"\0" * 8, previous=False):
     p = Packer().u32(seqid).u32(access).u32(deny).u64(clientid).opaque(owner)
     if create:
         p.u32(1).u32(how)
@@ -129,7 +129,9 @@ def open_(name, owner, clientid=0, seqid=0, access=3, deny=0, create=True, how=0
                 p.bitmap([]).opaque(b"")
     else:
         p.u32(0)
-    if name is None:
+    if previous:
+        p.u32(1).u32(0)  # CLAIM_PREVIOUS, no delegation
+    elif name is None:
         p.u32(4)  # CLAIM_FH
     else:
         p.u32(0).opaque(name)

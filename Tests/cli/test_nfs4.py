@@ -336,6 +336,39 @@ def test_lease_expiry_frees_state(server):
         a.close(); b.close()
 
 
+def test_grace_period_admits_only_reclaims(nas_bin, tmp_path):
+    config, port = nfs_config(tmp_path, nfs4_grace_seconds=2)
+    running = Server(nas_bin, config, tmp_path)
+    try:
+        c = NFS4(port)
+        try:
+            c.session()
+            root = c.export_fh()
+            started = time.monotonic()
+            r = c.seq_compound([putfh(root), open_("new-in-grace", b"o")])
+            assert r.status == GRACE
+            # A reclaim (CLAIM_PREVIOUS on the file's handle) is granted in grace. The file is
+            # made over NFSv3, whose handles are the NFSv4 ones.
+            from nfs_support import NFS
+            v3client = NFS(port)
+            try:
+                v3fh = v3client.handle(v3client.create(v3client.root, "reclaimed"))
+            finally:
+                v3client.close()
+            r = c.seq_compound([putfh(v3fh), open_(None, b"o", create=False, previous=True)])
+            assert r.status == OK, r.statuses()
+            time.sleep(max(0, 2.2 - (time.monotonic() - started)))
+            r = c.seq_compound([putfh(root), open_("after-grace", b"o"), getfh()])
+            assert r.status == OK, r.statuses()
+            fh = r[3]["fh"]
+            r = c.seq_compound([putfh(fh), open_(None, b"o2", create=False, previous=True)])
+            assert r.status == NO_GRACE
+        finally:
+            c.close()
+    finally:
+        assert running.stop() == 0
+
+
 def test_per_operation_stats_reach_the_admin_api(nas_bin, tmp_path):
     import json
     import urllib.request

@@ -47,7 +47,8 @@ extension NFS4Compound {
             lockStateid = try self.stateid()
             lockSeqid = try uint32()
         }
-        if reclaim { throw .status(.noGrace) }
+        if reclaim && !state.inGrace { throw .status(.noGrace) }
+        if !reclaim && state.inGrace { throw .status(.grace) }
         let range = try Self.lockRange(offset, length)
         let (_, file) = try currentFile(pseudo: .isdir)
         let entry = try state.withTables { t throws(NFS4Error) -> NFS4StateEntry in

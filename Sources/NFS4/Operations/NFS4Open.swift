@@ -62,7 +62,11 @@ extension NFS4Compound {
         var name: String?
         switch claim {
         case 0: name = try component()
-        case 1: _ = try uint32(); throw .status(.noGrace)
+        case 1:
+            // CLAIM_PREVIOUS: a reclaim of an open held before the restart, on the current
+            // filehandle. No state survives a restart here, so any reclaim in grace is granted.
+            _ = try uint32()
+            guard state.inGrace else { throw .status(.noGrace) }
         case 4 where minor >= 1: break
         case 2, 3, 5, 6: throw .status(.notsupp)
         default: throw .status(.inval)
@@ -71,6 +75,7 @@ extension NFS4Compound {
         let deny = Self.shareMode(denyBits)
         guard accessBits & 0xFF != 0, accessBits & 0xFF <= 3, denyBits <= 3 else { throw .status(.inval) }
         let clientid = try actingClient(namedClient)
+        if claim != 1 && state.inGrace { throw .status(.grace) }
 
         // The owner (and, in 4.0, its seqid) first: a bad seqid changes nothing.
         let owner = try state.withTables { t throws(NFS4Error) -> NFS4Owner in

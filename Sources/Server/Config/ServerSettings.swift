@@ -25,7 +25,7 @@ import Runtime
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 /// | `s3_domain`          | none: path-style addressing only                               |
 /// | `nfs4_lease_seconds` | 90 (1 to 3600): NFSv4 state of a silent client expires after it |
-/// | `nfs4_grace_seconds` | 0 (no reclaim is offered yet, so no grace period is enforced)  |
+/// | `nfs4_grace_seconds` | 0 = off: after a start, only NFSv4 reclaims take state for this long |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -75,8 +75,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var stateDirectory: String? = nil
     /// NFSv4 lease time in seconds (`nfs4_lease_seconds`): a client silent longer loses its state.
     public var nfs4LeaseSeconds: Int = 90
-    /// NFSv4 grace period after a start (`nfs4_grace_seconds`); 0 turns it off. No reclaim is
-    /// offered yet, so the grace period is not enforced.
+    /// NFSv4 grace period after a start (`nfs4_grace_seconds`): only reclaims take state
+    /// during it; 0 turns it off.
     public var nfs4GraceSeconds: Int = 0
 
     public init(

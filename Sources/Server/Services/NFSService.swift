@@ -53,7 +53,8 @@ enum NFSService {
         let signer = try HandleKey.signer(stateDirectory: configuration.server.stateDirectory, logger: logger)
         let exports = exports(configuration, vfs: vfs, group: group, signer: signer, logger: logger)
         let nfs = NFS3Program(vfs: vfs, exports: exports)
-        let nfs4 = NFS4Program(vfs: vfs, exports: exports, leaseSeconds: UInt32(configuration.server.nfs4LeaseSeconds))
+        let nfs4 = NFS4Program(vfs: vfs, exports: exports, leaseSeconds: UInt32(configuration.server.nfs4LeaseSeconds),
+                                graceSeconds: UInt32(configuration.server.nfs4GraceSeconds))
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
         let limits = RPCLimits()
