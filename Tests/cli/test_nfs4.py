@@ -311,7 +311,14 @@ def test_share_reservations_deny_other_opens(server):
         assert r.status == OK, r.statuses()
         r = b.seq_compound([putfh(root), open_("shared", b"ob", access=2, create=False)])
         assert r.status == SHARE_DENIED
-        r = b.seq_compound([putfh(root), open_("shared", b"ob", access=1, create=False)])
+        r = b.seq_compound([putfh(root), open_("shared", b"ob", access=1, create=False), getfh()])
+        assert r.status == OK, r.statuses()
+        fh = r[3]["fh"]
+        # Without an open (the anonymous stateid) a write is still held off by the deny mode.
+        anonymous = b"\0" * 16
+        r = b.seq_compound([putfh(fh), write(anonymous, 0, b"sneaky")])
+        assert r.statuses()[-1] == LOCKED
+        r = b.seq_compound([putfh(fh), read(anonymous, 0, 10)])
         assert r.status == OK, r.statuses()
     finally:
         a.close(); b.close()

@@ -9,7 +9,10 @@ extension NFS4Compound {
     /// anonymous) and the lock owner to check byte-range locks with.
     func ioState(_ stateid: Stateid, file: FileHandle, write: Bool) throws(NFS4Error) -> (OpenFile?, StateOwner?) {
         if stateid.isAnonymous || stateid.isBypass {
-            if write, let fileState = vfs.fileStates.state(of: file), fileState.opens.contains(where: { $0.deny.contains(.write) }) {
+            // No open: the I/O still respects other opens' deny modes (the bypass stateid
+            // skips a deny-read, as RFC 7530 §9.1.4.3 allows).
+            let denied: ShareMode = write ? .write : (stateid.isBypass ? [] : .read)
+            if !denied.isEmpty, let fileState = vfs.fileStates.state(of: file), fileState.opens.contains(where: { !$0.deny.isDisjoint(with: denied) }) {
                 throw .status(.locked)
             }
             return (nil, nil)
