@@ -302,6 +302,58 @@ def test_locks_conflict_between_clients(server):
         a.close(); b.close()
 
 
+READ_LT, WRITE_LT = 1, 2
+
+
+@pytest.mark.parametrize("held, wanted, overlap, granted", [
+    (READ_LT, READ_LT, True, True),
+    (READ_LT, WRITE_LT, True, False),
+    (WRITE_LT, READ_LT, True, False),
+    (WRITE_LT, WRITE_LT, True, False),
+    (WRITE_LT, WRITE_LT, False, True),
+])
+def test_lock_conflict_matrix(server, held, wanted, overlap, granted):
+    a, b = NFS4(server.port), NFS4(server.port)
+    try:
+        a.session(); b.session()
+        root = a.export_fh()
+        r = a.seq_compound([putfh(root), open_("matrix", b"oa"), getfh()])
+        sid_a, fh = r[2]["stateid"], r[3]["fh"]
+        sid_b = b.seq_compound([putfh(root), open_("matrix", b"ob", create=False)])[2]["stateid"]
+        assert a.seq_compound([putfh(fh), lock(held, 0, 100, open_sid=sid_a, owner=b"la")]).status == OK
+        offset = 50 if overlap else 100
+        r = b.seq_compound([putfh(fh), lock(wanted, offset, 100, open_sid=sid_b, owner=b"lb")])
+        assert r.status == (OK if granted else DENIED), r.statuses()
+        # LOCKT answers the same without taking anything.
+        r = b.seq_compound([putfh(fh), lockt(wanted, offset, 100, b.clientid, b"lb")])
+        assert r.status == (OK if granted else DENIED)
+        # The same owner never conflicts with itself: a's lock can grow over its own range.
+        r = a.seq_compound([putfh(fh), lock(WRITE_LT if held == WRITE_LT else READ_LT, 0, 50, open_sid=sid_a, owner=b"la")])
+        assert r.status == OK, r.statuses()
+    finally:
+        a.close(); b.close()
+
+
+def test_lock_range_arguments(server):
+    c = NFS4(server.port)
+    try:
+        c.session()
+        root = c.export_fh()
+        r = c.seq_compound([putfh(root), open_("ranges", b"o"), getfh()])
+        sid, fh = r[2]["stateid"], r[3]["fh"]
+        assert c.seq_compound([putfh(fh), lock(WRITE_LT, 0, 0, open_sid=sid, owner=b"l")]).status == INVAL
+        assert c.seq_compound([putfh(fh), lock(WRITE_LT, 2 ** 63, 2 ** 63 + 5, open_sid=sid, owner=b"l")]).status == INVAL
+        # All ones means "to the end of the file".
+        r = c.seq_compound([putfh(fh), lock(WRITE_LT, 10, 2 ** 64 - 1, open_sid=sid, owner=b"l")])
+        assert r.status == OK, r.statuses()
+        # A read-only open may not take a write lock.
+        r = c.seq_compound([putfh(root), open_("ranges", b"ro-owner", access=1, create=False)])
+        ro = r[2]["stateid"]
+        assert c.seq_compound([putfh(fh), lock(WRITE_LT, 0, 1, open_sid=ro, owner=b"l2")]).status == OPENMODE
+    finally:
+        c.close()
+
+
 def test_share_reservations_deny_other_opens(server):
     a, b = NFS4(server.port), NFS4(server.port)
     try:
