@@ -3,6 +3,18 @@ import Runtime
 import Synchronization
 import VFS
 
+/// A value behind its own mutex, as a class so shards can sit in an array.
+final class Locked<Value>: @unchecked Sendable {
+    private let mutex = Mutex(())
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        mutex.withLock { _ in body(&value) }
+    }
+}
+
 /// A stateid4: a sequence number and 12 opaque bytes, here the server's boot tag and an id.
 public struct Stateid: Equatable, Sendable {
     public var seqid: UInt32
@@ -35,7 +47,15 @@ final class NFS4Client: @unchecked Sendable {
     var confirmed = false
     var confirmVerifier: UInt64 = 0
     let minor: UInt32
-    var lastRenew: UInt64
+    /// When the lease was last renewed (monotonic ns): an atomic, so SEQUENCE and I/O renew
+    /// without the state tables' lock.
+    let renewed: Atomic<UInt64>
+    var lastRenew: UInt64 {
+        get { renewed.load(ordering: .relaxed) }
+        set { renewed.store(newValue, ordering: .relaxed) }
+    }
+    /// Set when the client is removed (expired, replaced, destroyed).
+    let gone = Atomic<Bool>(false)
     /// CREATE_SESSION's sequence: the next expected value, and the last reply for a retry.
     var createSessionSeq: UInt32 = 1
     var createSessionReply: [UInt8]?
@@ -47,7 +67,7 @@ final class NFS4Client: @unchecked Sendable {
         self.ownerID = ownerID
         self.verifier = verifier
         self.minor = minor
-        lastRenew = now
+        renewed = Atomic(now)
     }
 }
 
@@ -79,6 +99,7 @@ final class NFS4StateEntry: @unchecked Sendable {
     let id: UInt64
     let kind: Kind
     let clientid: UInt64
+    let client: NFS4Client
     let file: FileHandle
     let exportID: UInt8
     var seqid: UInt32 = 1
@@ -89,10 +110,11 @@ final class NFS4StateEntry: @unchecked Sendable {
     let openID: UInt64
     var locks: [UInt64] = []
 
-    init(id: UInt64, kind: Kind, clientid: UInt64, file: FileHandle, exportID: UInt8, openFile: OpenFile, owner: NFS4Owner, openID: UInt64) {
+    init(id: UInt64, kind: Kind, client: NFS4Client, file: FileHandle, exportID: UInt8, openFile: OpenFile, owner: NFS4Owner, openID: UInt64) {
         self.id = id
         self.kind = kind
-        self.clientid = clientid
+        self.client = client
+        self.clientid = client.id
         self.file = file
         self.exportID = exportID
         self.openFile = openFile
@@ -117,6 +139,7 @@ final class NFS4Session: @unchecked Sendable {
 
     let id: SessionID
     let clientid: UInt64
+    let client: NFS4Client
     let maxOperations: UInt32
     let maxRequestSize: UInt32
     let maxResponseSize: UInt32
@@ -124,9 +147,10 @@ final class NFS4Session: @unchecked Sendable {
     let slots: Mutex<[Slot]>
     let slotCount: Int
 
-    init(id: SessionID, clientid: UInt64, slotCount: Int, maxOperations: UInt32, maxRequestSize: UInt32, maxResponseSize: UInt32, maxResponseSizeCached: UInt32) {
+    init(id: SessionID, client: NFS4Client, slotCount: Int, maxOperations: UInt32, maxRequestSize: UInt32, maxResponseSize: UInt32, maxResponseSizeCached: UInt32) {
         self.id = id
-        self.clientid = clientid
+        self.client = client
+        self.clientid = client.id
         self.slotCount = slotCount
         self.maxOperations = maxOperations
         self.maxRequestSize = maxRequestSize
@@ -193,7 +217,13 @@ public final class NFS4State: @unchecked Sendable {
     }
 
     let tables = Mutex(Tables())
-    let sessions = Mutex([SessionID: NFS4Session]())
+    /// Sessions by id, sharded: a compound's SEQUENCE looks its session up without a lock
+    /// every loop shares.
+    let sessionShards: [Locked<[SessionID: NFS4Session]>] = (0..<16).map { _ in Locked([:]) }
+    /// Stateids by id for READ and WRITE, sharded: the per-I/O check takes one shard's lock,
+    /// never the tables'. Changed (with the shard locked) wherever `Tables.states` changes, and
+    /// wherever an entry's seqid or open changes, always with the tables locked as well.
+    let ioShards: [Locked<[UInt64: NFS4StateEntry]>] = (0..<16).map { _ in Locked([:]) }
     /// Changes at every start: stateids and client ids of an earlier run are stale.
     public let boot: UInt32
     public let leaseSeconds: UInt32
@@ -238,11 +268,12 @@ public final class NFS4State: @unchecked Sendable {
         for (key, entry) in t.states where entry.clientid == id {
             if entry.kind == .open { closed.append(entry.openFile) }
             t.states[key] = nil
+            unindex(key)
         }
         for (key, _) in t.owners where key.clientid == id { t.owners[key] = nil }
         for (key, owner) in t.closed where owner.clientid == id { t.closed[key] = nil }
-        let ids = client.sessions
-        sessions.withLock { sessions in for sid in ids { sessions[sid] = nil } }
+        client.gone.store(true, ordering: .relaxed)
+        for sid in client.sessions { _ = removeSession(sid) }
         return closed
     }
 
@@ -297,14 +328,51 @@ public final class NFS4State: @unchecked Sendable {
         return (stateOwner.client, withUnsafeBytes(of: stateOwner.owner.bigEndian) { Array($0) })
     }
 
-    func newEntry(_ t: inout Tables, kind: NFS4StateEntry.Kind, clientid: UInt64, file: FileHandle, exportID: UInt8, openFile: OpenFile, owner: NFS4Owner, openID: UInt64) -> NFS4StateEntry {
+    func newEntry(_ t: inout Tables, kind: NFS4StateEntry.Kind, client: NFS4Client, file: FileHandle, exportID: UInt8, openFile: OpenFile, owner: NFS4Owner, openID: UInt64) -> NFS4StateEntry {
         t.nextID += 1
-        let entry = NFS4StateEntry(id: t.nextID, kind: kind, clientid: clientid, file: file, exportID: exportID, openFile: openFile, owner: owner, openID: openID == 0 ? t.nextID : openID)
+        let entry = NFS4StateEntry(id: t.nextID, kind: kind, client: client, file: file, exportID: exportID, openFile: openFile, owner: owner, openID: openID == 0 ? t.nextID : openID)
         t.states[entry.id] = entry
+        ioShards[Int(entry.id & 15)].withLock { $0[entry.id] = entry }
         return entry
+    }
+
+    /// Drops a stateid from the I/O index (the caller removes it from `Tables.states`).
+    func unindex(_ id: UInt64) {
+        _ = ioShards[Int(id & 15)].withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Changes an entry's seqid or open: with the tables locked (the caller) and its I/O
+    /// shard locked (here), so either lock is enough to read them.
+    func mutate(_ entry: NFS4StateEntry, _ body: () -> Void) {
+        ioShards[Int(entry.id & 15)].withLock { _ in body() }
+    }
+
+    /// The per-I/O stateid check (READ, WRITE, SETATTR of size): like `entry`, through one
+    /// shard of the I/O index; renews the client's lease with an atomic store.
+    func ioEntry(_ stateid: Stateid, file: FileHandle, minor: UInt32) throws(NFS4Error) -> (OpenFile, NFS4StateEntry.Kind, StateOwner) {
+        guard stateid.boot == boot else { throw .status(minor == 0 ? .staleStateid : .badStateid) }
+        let found = ioShards[Int(stateid.id & 15)].withLock { shard -> Result<(OpenFile, NFS4StateEntry.Kind, StateOwner, NFS4Client), NFS4Error> in
+            guard let entry = shard[stateid.id], entry.file == file else { return .failure(.status(.badStateid)) }
+            if !(minor >= 1 && stateid.seqid == 0) {
+                if stateid.seqid < entry.seqid { return .failure(.status(.oldStateid)) }
+                if stateid.seqid > entry.seqid { return .failure(.status(.badStateid)) }
+            }
+            return .success((entry.openFile, entry.kind, entry.owner.stateOwner, entry.client))
+        }
+        let (open, kind, owner, client) = try found.get()
+        client.lastRenew = monotonicNanoseconds()
+        return (open, kind, owner)
+    }
+
+    func insertSession(_ session: NFS4Session) {
+        sessionShards[Int(session.id.low & 15)].withLock { $0[session.id] = session }
+    }
+
+    func removeSession(_ id: SessionID) -> NFS4Session? {
+        sessionShards[Int(id.low & 15)].withLock { $0.removeValue(forKey: id) }
     }
 
     func stateid(_ entry: NFS4StateEntry) -> Stateid { Stateid(seqid: entry.seqid, boot: boot, id: entry.id) }
 
-    func session(_ id: SessionID) -> NFS4Session? { sessions.withLock { $0[id] } }
+    func session(_ id: SessionID) -> NFS4Session? { sessionShards[Int(id.low & 15)].withLock { $0[id] } }
 }

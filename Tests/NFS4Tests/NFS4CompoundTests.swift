@@ -147,7 +147,8 @@ struct NFS4CompoundTests {
 
     @Test("a session slot runs a new seqid, replays the same one, refuses others")
     func slotTable() {
-        let session = NFS4Session(id: SessionID(high: 1, low: 2), clientid: 1, slotCount: 2, maxOperations: 16,
+        let client = NFS4Client(id: 1, ownerID: [1], verifier: 1, minor: 1, now: 0)
+        let session = NFS4Session(id: SessionID(high: 1, low: 2), client: client, slotCount: 2, maxOperations: 16,
                                   maxRequestSize: 1 << 20, maxResponseSize: 1 << 20, maxResponseSizeCached: 1 << 16)
         guard case .execute = session.begin(slot: 0, seqid: 1) else { Issue.record("first request not run"); return }
         guard case .error(.delay) = session.begin(slot: 0, seqid: 1) else { Issue.record("retry while running"); return }

@@ -81,7 +81,10 @@ extension NFS4Compound {
             for entry in entries where entry.openFile.state.locks.contains(where: { $0.owner == owner.stateOwner }) {
                 throw .status(.locksHeld)
             }
-            for entry in entries { t.states[entry.id] = nil }
+            for entry in entries {
+                t.states[entry.id] = nil
+                state.unindex(entry.id)
+            }
             t.owners[key] = nil
         }
     }
@@ -200,10 +203,10 @@ extension NFS4Compound {
                                                 maxResponseCached: 0, maxOperations: min(back.maxOperations, 2), maxRequests: 1)
             t.nextID += 1
             let id = SessionID(high: clientid, low: t.nextID ^ (UInt64(state.boot) << 32))
-            let session = NFS4Session(id: id, clientid: clientid, slotCount: slots, maxOperations: granted.maxOperations,
+            let session = NFS4Session(id: id, client: client, slotCount: slots, maxOperations: granted.maxOperations,
                                       maxRequestSize: granted.maxRequest, maxResponseSize: granted.maxResponse,
                                       maxResponseSizeCached: granted.maxResponseCached)
-            state.sessions.withLock { $0[id] = session }
+            state.insertSession(session)
             client.sessions.append(id)
             client.confirmed = true
             client.lastRenew = monotonicNanoseconds()
@@ -230,7 +233,7 @@ extension NFS4Compound {
 
     func destroySession() throws(NFS4Error) {
         let id = try sessionID()
-        guard let session = state.sessions.withLock({ $0.removeValue(forKey: id) }) else { throw .status(.badsession) }
+        guard let session = state.removeSession(id) else { throw .status(.badsession) }
         state.tables.withLock { t in t.clients[session.clientid]?.sessions.removeAll { $0 == id } }
         if self.session?.id == id { self.session = nil }
         out.uint32(NFS4Status.ok.rawValue)
@@ -271,12 +274,10 @@ extension NFS4Compound {
         self.session = session
         slot = Int(slotID)
         cacheThis = cache
-        let alive = state.tables.withLock { t -> Bool in
-            guard let client = t.clients[session.clientid] else { return false }
-            client.lastRenew = monotonicNanoseconds()
-            return true
-        }
-        guard alive else {
+        // The lease is renewed through the session's own client reference: no shared lock.
+        let client = session.client
+        client.lastRenew = monotonicNanoseconds()
+        guard !client.gone.load(ordering: .relaxed) else {
             session.finish(slot: slot, reply: nil)
             self.session = nil
             throw .status(.badsession)
@@ -352,6 +353,7 @@ extension NFS4Compound {
             if entry.kind == .open { throw .status(.locksHeld) }
             if entry.openFile.state.locks.contains(where: { $0.owner == entry.owner.stateOwner }) { throw .status(.locksHeld) }
             t.states[entry.id] = nil
+            state.unindex(entry.id)
         }
         out.uint32(NFS4Status.ok.rawValue)
     }

@@ -63,7 +63,7 @@ extension NFS4Compound {
                 if let existing = t.states.values.first(where: { $0.kind == .lock && $0.owner === owner && $0.openID == open.id }) {
                     return existing
                 }
-                return state.newEntry(&t, kind: .lock, clientid: clientid, file: file, exportID: open.exportID, openFile: open.openFile, owner: owner, openID: open.id)
+                return state.newEntry(&t, kind: .lock, client: open.client, file: file, exportID: open.exportID, openFile: open.openFile, owner: owner, openID: open.id)
             }
             let entry = try state.entry(&t, lockStateid, file: file, minor: minor)
             guard entry.kind == .lock else { throw .status(.badStateid) }
@@ -78,7 +78,7 @@ extension NFS4Compound {
             throw .written(.denied)
         case .granted:
             let stateid = state.tables.withLock { _ -> Stateid in
-                entry.seqid &+= 1
+                state.mutate(entry) { entry.seqid &+= 1 }
                 return state.stateid(entry)
             }
             currentStateid = stateid
@@ -128,7 +128,7 @@ extension NFS4Compound {
         }
         entry.openFile.unlock(range, lockOwner: entry.owner.stateOwner)
         let stateid = state.tables.withLock { _ -> Stateid in
-            entry.seqid &+= 1
+            state.mutate(entry) { entry.seqid &+= 1 }
             return state.stateid(entry)
         }
         currentStateid = stateid

@@ -78,12 +78,12 @@ extension NFS4Compound {
         if claim != 1 && state.inGrace { throw .status(.grace) }
 
         // The owner (and, in 4.0, its seqid) first: a bad seqid changes nothing.
-        let owner = try state.withTables { t throws(NFS4Error) -> NFS4Owner in
+        let (owner, client) = try state.withTables { t throws(NFS4Error) -> (NFS4Owner, NFS4Client) in
             let client = try state.client(&t, clientid)
             guard client.confirmed else { throw .status(.staleClientid) }
             let owner = state.owner(&t, clientid: clientid, bytes: ownerBytes, lock: false)
             try checkSeqid(owner, seqid)
-            return owner
+            return (owner, client)
         }
 
         // The file.
@@ -157,7 +157,7 @@ extension NFS4Compound {
         case let .opened(value): openFile = value
         case .shareDenied:
             if let existing, case let .opened(back) = vfs.fileStates.open(file, owner: owner.stateOwner, access: existing.openFile.access, deny: existing.openFile.deny) {
-                existing.openFile = back
+                state.tables.withLock { _ in state.mutate(existing) { existing.openFile = back } }
             }
             throw .status(.shareDenied)
         case .waitForLeaseBreak:
@@ -166,12 +166,14 @@ extension NFS4Compound {
         let (stateid, confirm) = state.tables.withLock { t -> (Stateid, Bool) in
             let entry: NFS4StateEntry
             if let existing, t.states[existing.id] != nil {
-                existing.openFile = openFile
-                existing.seqid &+= 1
-                for lock in t.states.values where lock.kind == .lock && lock.openID == existing.id { lock.openFile = openFile }
+                state.mutate(existing) {
+                    existing.openFile = openFile
+                    existing.seqid &+= 1
+                }
+                for lock in t.states.values where lock.kind == .lock && lock.openID == existing.id { state.mutate(lock) { lock.openFile = openFile } }
                 entry = existing
             } else {
-                entry = state.newEntry(&t, kind: .open, clientid: clientid, file: file, exportID: export.id, openFile: openFile, owner: owner, openID: 0)
+                entry = state.newEntry(&t, kind: .open, client: client, file: file, exportID: export.id, openFile: openFile, owner: owner, openID: 0)
             }
             return (state.stateid(entry), minor == 0 && !owner.confirmed)
         }
@@ -195,7 +197,7 @@ extension NFS4Compound {
             guard entry.kind == .open else { throw .status(.badStateid) }
             try checkSeqid(entry.owner, seqid)
             entry.owner.confirmed = true
-            entry.seqid &+= 1
+            state.mutate(entry) { entry.seqid &+= 1 }
             return state.stateid(entry)
         }
         out.uint32(NFS4Status.ok.rawValue)
@@ -222,9 +224,11 @@ extension NFS4Compound {
             throw .status(.serverfault)
         }
         let result = state.tables.withLock { t -> Stateid in
-            entry.openFile = openFile
-            entry.seqid &+= 1
-            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id { lock.openFile = openFile }
+            state.mutate(entry) {
+                entry.openFile = openFile
+                entry.seqid &+= 1
+            }
+            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id { state.mutate(lock) { lock.openFile = openFile } }
             return state.stateid(entry)
         }
         currentStateid = result
@@ -251,11 +255,15 @@ extension NFS4Compound {
             try checkSeqid(entry.owner, seqid)
             if entry.openFile.holdsLocks { throw .status(.locksHeld) }
             t.states[entry.id] = nil
+            state.unindex(entry.id)
             if minor == 0 {
                 if t.closed.count >= 4096 { t.closed.removeAll() }
                 t.closed[entry.id] = entry.owner
             }
-            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id { t.states[lock.id] = nil }
+            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id {
+                t.states[lock.id] = nil
+                state.unindex(lock.id)
+            }
             return entry
         }
         entry.openFile.close()

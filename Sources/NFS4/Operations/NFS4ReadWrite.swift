@@ -17,11 +17,10 @@ extension NFS4Compound {
             }
             return (nil, nil)
         }
-        let entry = try state.withTables { t throws(NFS4Error) in try state.entry(&t, stateid, file: file, minor: minor) }
-        let open = entry.openFile
+        let (open, kind, owner) = try state.ioEntry(stateid, file: file, minor: minor)
         if write && !open.access.contains(.write) { throw .status(.openmode) }
         if !write && open.access.isEmpty { throw .status(.openmode) }
-        return (open, entry.kind == .lock ? entry.owner.stateOwner : nil)
+        return (open, kind == .lock ? owner : nil)
     }
 
     /// READ: the data goes out by reference when READ is the compound's last operation
