@@ -20,6 +20,7 @@ DENIED, SHARE_DENIED, LOCKED, MINOR_VERS_MISMATCH, STALE_CLIENTID = 10010, 10015
 BAD_STATEID, BAD_SEQID, OLD_STATEID, OP_ILLEGAL, NOFILEHANDLE, LOCKS_HELD, OPENMODE = 10025, 10026, 10024, 10044, 10020, 10037, 10038
 BADSESSION, SEQ_MISORDERED, OP_NOT_IN_SESSION, RETRY_UNCACHED_REP, BADSLOT = 10052, 10063, 10071, 10068, 10053
 EXPIRED, GRACE, NO_GRACE = 10011, 10013, 10033
+SAME, NOT_SAME, NOTEMPTY, SYMLINK = 10009, 10027, 66, 10029
 
 # Attribute numbers.
 A_TYPE, A_CHANGE, A_SIZE, A_FSID, A_LEASE, A_FILEHANDLE, A_FILEID, A_MODE, A_NUMLINKS, A_OWNER, A_GROUP = 1, 3, 4, 8, 10, 19, 20, 33, 35, 36, 37
@@ -114,6 +115,24 @@ def check_stateids(sids):
 def read(sid, offset, count): return (READ, Packer().fixed(sid).u64(offset).u32(count).bytes())
 def write(sid, offset, data, stable=2): return (WRITE, Packer().fixed(sid).u64(offset).u32(stable).opaque(data).bytes())
 def close(seqid, sid): return (CLOSE, Packer().u32(seqid).fixed(sid).bytes())
+def create_dir(name, mode=0o755):
+    return (CREATE, Packer().u32(2).opaque(name).bitmap([A_MODE]).opaque(struct.pack(">I", mode)).bytes())
+def create_symlink(name, target):
+    return (CREATE, Packer().u32(5).opaque(target).opaque(name).bitmap([]).opaque(b"").bytes())
+def readlink(): return (27, b"")
+def link(name): return (LINK, Packer().opaque(name).bytes())
+def rename(old, new): return (RENAME, Packer().opaque(old).opaque(new).bytes())
+def lookupp(): return (LOOKUPP, b"")
+def access(bits=0x3F): return (ACCESS, Packer().u32(bits).bytes())
+def setattr(sid, mode=None, size=None):
+    bits, values = [], Packer()
+    if size is not None:
+        bits.append(A_SIZE); values.u64(size)
+    if mode is not None:
+        bits.append(A_MODE); values.u32(mode)
+    return (SETATTR, Packer().fixed(sid).bitmap(bits).opaque(values.bytes()).bytes())
+def verify(bits, values, negate=False): return (17 if negate else 37, Packer().bitmap(bits).opaque(values).bytes())
+def open_downgrade(sid, seqid, access, deny): return (21, Packer().fixed(sid).u32(seqid).u32(access).u32(deny).bytes())
 def open_confirm(sid, seqid): return (OPEN_CONFIRM, Packer().fixed(sid).u32(seqid).bytes())
 
 
@@ -169,7 +188,9 @@ def parse_result(op, u):
         u.bitmap()
         deleg = u.u32()
         return {"stateid": sid, "rflags": rflags, "deleg": deleg}
-    if op in (CLOSE, OPEN_CONFIRM, LOCK, LOCKU):
+    if op == 27:
+        return {"link": u.opaque()}
+    if op in (CLOSE, OPEN_CONFIRM, LOCK, LOCKU, 21):
         return {"stateid": u.stateid()}
     if op == READ:
         eof = u.u32()

@@ -162,6 +162,60 @@ def test_v41_open_write_close_read_back(server):
         c.close()
 
 
+def test_namespace_operations(server):
+    c = NFS4(server.port)
+    try:
+        c.session()
+        root = c.export_fh()
+        r = c.seq_compound([putfh(root), create_dir("dir"), getfh(), create_dir("sub"), lookupp(), create_symlink("ln", "sub/target"), readlink()])
+        assert r.status == OK, r.statuses()
+        assert r[7]["link"] == b"sub/target"
+        dir_fh = r[3]["fh"]
+        assert c.seq_compound([putfh(root), create_dir("dir")]).status == EXIST
+        # A file: write, link, rename, setattr (size and mode), verify, remove.
+        r = c.seq_compound([putfh(dir_fh), open_("f", b"o"), getfh()])
+        sid, f_fh = r[2]["stateid"], r[3]["fh"]
+        assert c.seq_compound([putfh(f_fh), write(sid, 0, b"0123456789")]).status == OK
+        r = c.seq_compound([putfh(f_fh), savefh(), putfh(dir_fh), link("f2")])
+        assert r.status == OK, r.statuses()
+        r = c.seq_compound([putfh(f_fh), getattr_([A_NUMLINKS])])
+        assert struct.unpack(">I", r[2]["values"])[0] == 2
+        r = c.seq_compound([putfh(dir_fh), savefh(), rename("f2", "renamed")])
+        assert r.status == OK, r.statuses()
+        r = c.seq_compound([putfh(dir_fh), lookup("renamed"), getfh()])
+        assert r[3]["fh"] == f_fh
+        r = c.seq_compound([putfh(f_fh), setattr(sid, mode=0o600, size=4), getattr_([A_SIZE, A_MODE])])
+        assert r.status == OK, r.statuses()
+        assert r[2]["attrset"] == {A_SIZE, A_MODE}
+        assert struct.unpack(">QI", r[3]["values"]) == (4, 0o600)
+        # VERIFY / NVERIFY compare the client's values with the server's.
+        same = struct.pack(">Q", 4)
+        assert c.seq_compound([putfh(f_fh), verify([A_SIZE], same)]).status == OK
+        assert c.seq_compound([putfh(f_fh), verify([A_SIZE], struct.pack(">Q", 5))]).status == NOT_SAME
+        assert c.seq_compound([putfh(f_fh), verify([A_SIZE], same, negate=True)]).status == SAME
+        # ACCESS: root may do everything but execute a 0600 file.
+        r = c.seq_compound([putfh(f_fh), access()])
+        assert r[2]["access"] == 0x1 | 0x4 | 0x8
+        # Downgrade to read-only: writing through the stateid is then refused.
+        r = c.seq_compound([putfh(f_fh), open_downgrade(sid, 0, 1, 0)])
+        assert r.status == OK, r.statuses()
+        sid = r[2]["stateid"]
+        assert c.seq_compound([putfh(f_fh), write(sid, 0, b"x")]).statuses()[-1] == OPENMODE
+        assert c.seq_compound([putfh(f_fh), close(0, sid)]).status == OK
+        assert c.seq_compound([putfh(root), remove("dir")]).status == NOTEMPTY
+        for name in ("f", "renamed", "ln"):
+            assert c.seq_compound([putfh(dir_fh), remove(name)]).status == OK, name
+        assert c.seq_compound([putfh(dir_fh), remove("ln")]).status == NOENT
+        listing = run("nfs-ls", v4(server.port, "/memfs/dir"), text=True).stdout.split()
+        assert "sub" in listing and "renamed" not in listing
+        # The read-only export refuses changes; the pseudo root is read-only too.
+        ro = c.export_fh("ro")
+        assert c.seq_compound([putfh(ro), create_dir("nope")]).statuses()[-1] == ROFS
+        assert c.seq_compound([putrootfh(), create_dir("nope")]).statuses()[-1] == ROFS
+    finally:
+        c.close()
+
+
 def test_v40_setclientid_open_confirm_and_seqid(server):
     c = NFS4(server.port, minor=0)
     try:
