@@ -10,7 +10,8 @@ public enum NFS4Attr {
         maxfilesize = 27, maxlink = 28, maxname = 29, maxread = 30, maxwrite = 31, mode = 33, noTrunc = 34,
         numlinks = 35, owner = 36, ownerGroup = 37, rawdev = 41, spaceAvail = 42, spaceFree = 43,
         spaceTotal = 44, spaceUsed = 45, timeAccess = 47, timeAccessSet = 48, timeCreate = 50, timeDelta = 51,
-        timeMetadata = 52, timeModify = 53, timeModifySet = 54, mountedOnFileid = 55, suppattrExclcreat = 75
+        timeMetadata = 52, timeModify = 53, timeModifySet = 54, mountedOnFileid = 55, suppattrExclcreat = 75,
+        xattrSupport = 82
 
     /// What GETATTR answers (and SETATTR sets: mode, owner, owner_group, size, the two *_set times).
     public static func supported(minor: UInt32) -> Bitmap4 {
@@ -21,6 +22,7 @@ public enum NFS4Attr {
                     spaceAvail, spaceFree, spaceTotal, spaceUsed, timeAccess, timeAccessSet, timeCreate, timeDelta,
                     timeMetadata, timeModify, timeModifySet, mountedOnFileid]
         if minor >= 1 { bits.append(suppattrExclcreat) }
+        if minor >= 2 { bits.append(xattrSupport) }
         return Bitmap4(bits)
     }
 
@@ -164,6 +166,7 @@ public enum NFS4Attributes {
             case NFS4Attr.timeMetadata: time(&w, a.ctime)
             case NFS4Attr.timeModify: time(&w, a.mtime)
             case NFS4Attr.mountedOnFileid: w.uint64(source.mountedOnFileid)
+            case NFS4Attr.xattrSupport: w.bool(true)
             case NFS4Attr.suppattrExclcreat: Bitmap4([NFS4Attr.size, NFS4Attr.mode, NFS4Attr.owner, NFS4Attr.ownerGroup]).encode(&w)
             default: break
             }

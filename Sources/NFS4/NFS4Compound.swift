@@ -273,6 +273,10 @@ final class NFS4Compound {
             case .allocate where minor >= 2: try await allocate(deallocate: false)
             case .deallocate where minor >= 2: try await allocate(deallocate: true)
             case .seek where minor >= 2: try await seek()
+            case .getxattr where minor >= 2: try await getxattr()
+            case .setxattr where minor >= 2: try await setxattr()
+            case .listxattrs where minor >= 2: try await listxattrs()
+            case .removexattr where minor >= 2: try await removexattr()
             default: throw .status(minor < 2 && op.rawValue >= 59 ? .opIllegal : .notsupp)
             }
         }

@@ -74,7 +74,9 @@ public enum NFS4Op: UInt32 {
          sequence, setSSV, testStateid, wantDelegation, destroyClientid, reclaimComplete
     case allocate = 59, copy, copyNotify, deallocate, ioAdvise, layouterror, layoutstats, offloadCancel,
          offloadStatus, readPlus, seek, writeSame, clone
+    /// RFC 8276 (extended attributes), minor version 2.
+    case getxattr = 72, setxattr, listxattrs, removexattr
 
-    static let maxOp: UInt32 = 71
+    static let maxOp: UInt32 = 75
     static let illegal: UInt32 = 10044
 }

@@ -83,6 +83,8 @@ public enum NFS4Status: UInt32, Sendable, Error {
     case encrAlgUnsupp = 10079
     case notOnlyOp = 10081
     case wrongType = 10083
+    case noxattr = 10095
+    case xattr2big = 10096
 
     /// The status for a VFS error.
     public init(_ error: VFSError) {

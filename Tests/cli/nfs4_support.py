@@ -21,6 +21,7 @@ BAD_STATEID, BAD_SEQID, OLD_STATEID, OP_ILLEGAL, NOFILEHANDLE, LOCKS_HELD, OPENM
 BADSESSION, SEQ_MISORDERED, OP_NOT_IN_SESSION, RETRY_UNCACHED_REP, BADSLOT = 10052, 10063, 10071, 10068, 10053
 EXPIRED, GRACE, NO_GRACE = 10011, 10013, 10033
 SAME, NOT_SAME, NOTEMPTY, SYMLINK = 10009, 10027, 66, 10029
+NOXATTR = 10095
 
 # Attribute numbers.
 A_TYPE, A_CHANGE, A_SIZE, A_FSID, A_LEASE, A_FILEHANDLE, A_FILEID, A_MODE, A_NUMLINKS, A_OWNER, A_GROUP = 1, 3, 4, 8, 10, 19, 20, 33, 35, 36, 37
@@ -132,6 +133,11 @@ def setattr(sid, mode=None, size=None):
         bits.append(A_MODE); values.u32(mode)
     return (SETATTR, Packer().fixed(sid).bitmap(bits).opaque(values.bytes()).bytes())
 def verify(bits, values, negate=False): return (17 if negate else 37, Packer().bitmap(bits).opaque(values).bytes())
+def getxattr(name): return (72, Packer().opaque(name).bytes())
+def setxattr(name, value, option=0): return (73, Packer().u32(option).opaque(name).opaque(value).bytes())
+def listxattrs(cookie=0, maxcount=4096): return (74, Packer().u64(cookie).u32(maxcount).bytes())
+def removexattr(name): return (75, Packer().opaque(name).bytes())
+def seek(sid, offset, what): return (69, Packer().fixed(sid).u64(offset).u32(what).bytes())
 def open_downgrade(sid, seqid, access, deny): return (21, Packer().fixed(sid).u32(seqid).u32(access).u32(deny).bytes())
 def open_confirm(sid, seqid): return (OPEN_CONFIRM, Packer().fixed(sid).u32(seqid).bytes())
 
@@ -188,8 +194,17 @@ def parse_result(op, u):
         u.bitmap()
         deleg = u.u32()
         return {"stateid": sid, "rflags": rflags, "deleg": deleg}
-    if op == 27:
-        return {"link": u.opaque()}
+    if op in (27, 72):
+        return {"link" if op == 27 else "value": u.opaque()}
+    if op == 74:
+        cookie = u.u64()
+        names = [u.opaque() for _ in range(u.u32())]
+        return {"cookie": cookie, "names": names, "eof": bool(u.u32())}
+    if op == 69:
+        return {"eof": bool(u.u32()), "offset": u.u64()}
+    if op in (73, 75):
+        u.u32(); u.u64(); u.u64()
+        return {}
     if op in (CLOSE, OPEN_CONFIRM, LOCK, LOCKU, 21):
         return {"stateid": u.stateid()}
     if op == READ:

@@ -216,6 +216,37 @@ def test_namespace_operations(server):
         c.close()
 
 
+def test_v42_xattrs_and_seek(server):
+    c = NFS4(server.port)
+    try:
+        c.session()
+        root = c.export_fh()
+        r = c.seq_compound([putfh(root), open_("attrs", b"o"), getfh()])
+        sid, fh = r[2]["stateid"], r[3]["fh"]
+        assert c.seq_compound([putfh(fh), write(sid, 0, b"data")]).status == OK
+        # Extended attributes are minor version 2 only.
+        assert c.seq_compound([putfh(fh), getxattr("color")], minor=1).statuses()[-1] == OP_ILLEGAL
+        r = c.seq_compound([putfh(fh), getxattr("color")], minor=2)
+        assert r.statuses()[-1] == NOXATTR
+        r = c.seq_compound([putfh(fh), setxattr("color", b"blue"), setxattr("size", b"XL"), getxattr("color")], minor=2)
+        assert r.status == OK, r.statuses()
+        assert r[4]["value"] == b"blue"
+        assert c.seq_compound([putfh(fh), setxattr("color", b"red", option=1)], minor=2).statuses()[-1] == EXIST
+        r = c.seq_compound([putfh(fh), listxattrs()], minor=2)
+        assert r.status == OK and r[2]["names"] == [b"color", b"size"] and r[2]["eof"]
+        r = c.seq_compound([putfh(fh), listxattrs(maxcount=16 + 12)], minor=2)
+        assert r[2]["names"] == [b"color"] and not r[2]["eof"] and r[2]["cookie"] == 1
+        r = c.seq_compound([putfh(fh), removexattr("color"), listxattrs()], minor=2)
+        assert r.status == OK and r[3]["names"] == [b"size"]
+        # SEEK: data at 0, a hole at the end of the data.
+        r = c.seq_compound([putfh(fh), seek(sid, 0, 0)], minor=2)
+        assert r.status == OK and r[2]["offset"] == 0
+        r = c.seq_compound([putfh(fh), seek(sid, 0, 1)], minor=2)
+        assert r.status == OK and r[2]["offset"] == 4
+    finally:
+        c.close()
+
+
 def test_v40_setclientid_open_confirm_and_seqid(server):
     c = NFS4(server.port, minor=0)
     try:
