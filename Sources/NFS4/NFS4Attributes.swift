@@ -75,6 +75,22 @@ public struct NFS4AttrSource {
     }
 }
 
+/// Owner and group names a client may send in SETATTR, OPEN and CREATE besides numeric ids:
+/// the configured users ("alice" or "alice@any.domain"); a user's name as a group means that
+/// user's primary group.
+public struct NFS4Identities: Sendable {
+    public var users: [String: (uid: UInt32, gid: UInt32)]
+
+    public init(users: [String: (uid: UInt32, gid: UInt32)] = [:]) { self.users = users }
+
+    func id(_ text: String, group: Bool) -> UInt32? {
+        if let numeric = UInt32(text) { return numeric }
+        let name = text.split(separator: "@", maxSplits: 1).first.map(String.init) ?? text
+        guard let user = users[name] else { return nil }
+        return group ? user.gid : user.uid
+    }
+}
+
 public enum NFS4Attributes {
     public static let maxTransfer: UInt64 = 1024 * 1024
 
@@ -176,7 +192,7 @@ public enum NFS4Attributes {
     /// Decodes an fattr4 a client sends to set attributes (SETATTR, CREATE, OPEN): the
     /// changes and the bitmap of attributes set. Unknown or read-only attributes are refused
     /// (ATTRNOTSUPP / INVAL), owners must be numeric strings (BADOWNER otherwise).
-    public static func decodeSettable(_ decoder: inout XDRDecoder, minor: UInt32) throws(NFS4Error) -> (SetAttributes, Bitmap4) {
+    public static func decodeSettable(_ decoder: inout XDRDecoder, minor: UInt32, identities: NFS4Identities = NFS4Identities()) throws(NFS4Error) -> (SetAttributes, Bitmap4) {
         let bitmap: Bitmap4
         let values: UnsafeRawBufferPointer
         do {
@@ -196,10 +212,10 @@ public enum NFS4Attributes {
                 case NFS4Attr.size: changes.size = try v.uint64()
                 case NFS4Attr.mode: changes.mode = try v.uint32() & 0o7777
                 case NFS4Attr.owner:
-                    guard let id = UInt32(try v.string(maximum: 1024)) else { throw NFS4Error.status(.badowner) }
+                    guard let id = identities.id(try v.string(maximum: 1024), group: false) else { throw NFS4Error.status(.badowner) }
                     changes.uid = id
                 case NFS4Attr.ownerGroup:
-                    guard let id = UInt32(try v.string(maximum: 1024)) else { throw NFS4Error.status(.badowner) }
+                    guard let id = identities.id(try v.string(maximum: 1024), group: true) else { throw NFS4Error.status(.badowner) }
                     changes.gid = id
                 case NFS4Attr.timeAccessSet, NFS4Attr.timeModifySet:
                     let how = try v.uint32()

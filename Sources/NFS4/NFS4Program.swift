@@ -12,6 +12,7 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
     let pseudo: NFS4PseudoFS
     let state: NFS4State
     let writeVerifier: UInt64
+    let identities: NFS4Identities
     /// Statistics names: 0 NULL, 1 COMPOUND, then each operation at its own number.
     static let statNames: [String] = {
         var names = ["NULL", "COMPOUND", "-"]
@@ -31,7 +32,9 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
         return name.uppercased()
     }
 
-    public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90, graceSeconds: UInt32 = 0) {
+    public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90, graceSeconds: UInt32 = 0,
+                identities: NFS4Identities = NFS4Identities()) {
+        self.identities = identities
         self.vfs = vfs
         self.exports = exports
         pseudo = NFS4PseudoFS(exports: exports.exports)

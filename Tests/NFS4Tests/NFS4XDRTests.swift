@@ -91,7 +91,7 @@ struct NFS4XDRTests {
             return w.bytes.withUnsafeBytes { raw in
                 var d = XDRDecoder(raw)
                 do throws(NFS4Error) {
-                    return .success(try NFS4Attributes.decodeSettable(&d, minor: 1))
+                    return .success(try NFS4Attributes.decodeSettable(&d, minor: 1, identities: NFS4Identities(users: ["bob": (uid: 501, gid: 20)])))
                 } catch {
                     if case let .status(s) = error { return .failure(s) }
                     return .failure(.serverfault)
@@ -113,6 +113,8 @@ struct NFS4XDRTests {
         #expect(decode([NFS4Attr.fileid]) { $0.uint64(1) }.failureValue == .inval)
         #expect(decode([199]) { _ in }.failureValue == .attrnotsupp)
         #expect(decode([NFS4Attr.owner]) { $0.string("alice@example") }.failureValue == .badowner)
+        // Configured users may be named, with or without a domain.
+        #expect(try decode([NFS4Attr.owner, NFS4Attr.ownerGroup]) { $0.string("bob@example.test"); $0.string("bob") }.get().0 == SetAttributes(uid: 501, gid: 20))
         #expect(decode([NFS4Attr.size]) { $0.uint32(1) }.failureValue == .badxdr)
     }
 

@@ -30,7 +30,7 @@ extension NFS4Compound {
         default: throw .status(.badtype)
         }
         let name = try component()
-        let (attributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor)
+        let (attributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor, identities: program.identities)
         let (export, directory) = try writableDirectory()
         let result: CreateResult
         do {
@@ -105,7 +105,7 @@ extension NFS4Compound {
         let stateid = try self.stateid()
         let decoded: (SetAttributes, Bitmap4)
         do {
-            decoded = try NFS4Attributes.decodeSettable(&args, minor: minor)
+            decoded = try NFS4Attributes.decodeSettable(&args, minor: minor, identities: program.identities)
         } catch {
             throw fail(error)
         }

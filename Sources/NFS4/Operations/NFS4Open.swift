@@ -46,15 +46,15 @@ extension NFS4Compound {
         var attrset = Bitmap4()
         if create {
             switch try uint32() {
-            case 0: (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor)
+            case 0: (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor, identities: program.identities)
             case 1:
-                (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor)
+                (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor, identities: program.identities)
                 createMode = .guarded
             case 2:
                 createMode = .exclusive(verifier: try fixed(8).loadUnaligned(as: UInt64.self))
             case 3 where minor >= 1:
                 createMode = .exclusive(verifier: try fixed(8).loadUnaligned(as: UInt64.self))
-                (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor)
+                (createAttributes, attrset) = try NFS4Attributes.decodeSettable(&args, minor: minor, identities: program.identities)
             default: throw .status(.inval)
             }
         }

@@ -54,7 +54,9 @@ enum NFSService {
         let exports = exports(configuration, vfs: vfs, group: group, signer: signer, logger: logger)
         let nfs = NFS3Program(vfs: vfs, exports: exports)
         let nfs4 = NFS4Program(vfs: vfs, exports: exports, leaseSeconds: UInt32(configuration.server.nfs4LeaseSeconds),
-                                graceSeconds: UInt32(configuration.server.nfs4GraceSeconds))
+                                graceSeconds: UInt32(configuration.server.nfs4GraceSeconds),
+                                identities: NFS4Identities(users: Dictionary(configuration.users.map { ($0.name, (uid: $0.uid, gid: $0.gid)) },
+                                                                             uniquingKeysWith: { first, _ in first })))
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
         let limits = RPCLimits()
