@@ -291,9 +291,9 @@ public final class NFS4State: @unchecked Sendable {
 
     /// A confirmed client for an operation naming it: renews its lease.
     func client(_ t: inout Tables, _ id: UInt64) throws(NFS4Error) -> NFS4Client {
-        guard let client = t.clients[id] else {
-            throw .status(UInt32(truncatingIfNeeded: id >> 32) == boot ? .expired : .staleClientid)
-        }
+        // An unknown id (from an earlier run, or a client expired and purged) is stale: the
+        // client sets up a new one, as with knfsd.
+        guard let client = t.clients[id] else { throw .status(.staleClientid) }
         client.lastRenew = monotonicNanoseconds()
         return client
     }
