@@ -108,6 +108,7 @@ final class NFS4StateEntry: @unchecked Sendable {
     let owner: NFS4Owner
     /// For lock stateids, the open stateid they came from.
     let openID: UInt64
+    /// For open stateids, the lock stateids taken through them.
     var locks: [UInt64] = []
 
     init(id: UInt64, kind: Kind, client: NFS4Client, file: FileHandle, exportID: UInt8, openFile: OpenFile, owner: NFS4Owner, openID: UInt64) {
@@ -203,11 +204,19 @@ public final class NFS4State: @unchecked Sendable {
         var clients: [UInt64: NFS4Client] = [:]
         var owners: [OwnerKey: NFS4Owner] = [:]
         var states: [UInt64: NFS4StateEntry] = [:]
+        /// Open stateids by (open-owner, file): an OPEN by the same owner of the same file
+        /// upgrades that stateid, found without scanning every stateid.
+        var opens: [OpenKey: NFS4StateEntry] = [:]
         /// 4.0: closed open stateids and their owners, so a retransmitted CLOSE finds the
         /// owner whose last reply answers it (bounded; dropped with the client).
         var closed: [UInt64: NFS4Owner] = [:]
         var nextID: UInt64 = 1
         var lastSweep: UInt64 = 0
+    }
+
+    struct OpenKey: Hashable {
+        var owner: UInt64
+        var file: FileHandle
     }
 
     struct OwnerKey: Hashable {
@@ -270,6 +279,7 @@ public final class NFS4State: @unchecked Sendable {
             t.states[key] = nil
             unindex(key)
         }
+        for (key, entry) in t.opens where entry.clientid == id { t.opens[key] = nil }
         for (key, _) in t.owners where key.clientid == id { t.owners[key] = nil }
         for (key, owner) in t.closed where owner.clientid == id { t.closed[key] = nil }
         client.gone.store(true, ordering: .relaxed)
@@ -332,8 +342,34 @@ public final class NFS4State: @unchecked Sendable {
         t.nextID += 1
         let entry = NFS4StateEntry(id: t.nextID, kind: kind, client: client, file: file, exportID: exportID, openFile: openFile, owner: owner, openID: openID == 0 ? t.nextID : openID)
         t.states[entry.id] = entry
+        if kind == .open {
+            t.opens[OpenKey(owner: owner.id, file: file)] = entry
+        } else {
+            t.states[entry.openID]?.locks.append(entry.id)
+        }
         ioShards[Int(entry.id & 15)].withLock { $0[entry.id] = entry }
         return entry
+    }
+
+    /// Removes a stateid (an open takes its lock stateids with it).
+    func removeEntry(_ t: inout Tables, _ entry: NFS4StateEntry) {
+        t.states[entry.id] = nil
+        unindex(entry.id)
+        if entry.kind == .open {
+            let key = OpenKey(owner: entry.owner.id, file: entry.file)
+            if t.opens[key] === entry { t.opens[key] = nil }
+            for id in entry.locks {
+                t.states[id] = nil
+                unindex(id)
+            }
+        } else if let open = t.states[entry.openID] {
+            open.locks.removeAll { $0 == entry.id }
+        }
+    }
+
+    /// The lock stateids taken through an open.
+    func locks(_ t: borrowing Tables, of open: NFS4StateEntry) -> [NFS4StateEntry] {
+        open.locks.compactMap { t.states[$0] }
     }
 
     /// Drops a stateid from the I/O index (the caller removes it from `Tables.states`).

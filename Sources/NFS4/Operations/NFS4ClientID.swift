@@ -81,10 +81,7 @@ extension NFS4Compound {
             for entry in entries where entry.openFile.state.locks.contains(where: { $0.owner == owner.stateOwner }) {
                 throw .status(.locksHeld)
             }
-            for entry in entries {
-                t.states[entry.id] = nil
-                state.unindex(entry.id)
-            }
+            for entry in entries { state.removeEntry(&t, entry) }
             t.owners[key] = nil
         }
     }
@@ -352,8 +349,7 @@ extension NFS4Compound {
             let entry = try state.entry(&t, stateid, file: nil, minor: minor)
             if entry.kind == .open { throw .status(.locksHeld) }
             if entry.openFile.state.locks.contains(where: { $0.owner == entry.owner.stateOwner }) { throw .status(.locksHeld) }
-            t.states[entry.id] = nil
-            state.unindex(entry.id)
+            state.removeEntry(&t, entry)
         }
         out.uint32(NFS4Status.ok.rawValue)
     }

@@ -60,7 +60,7 @@ extension NFS4Compound {
                 guard clientid == open.clientid else { throw .status(.inval) }
                 let owner = state.owner(&t, clientid: clientid, bytes: ownerBytes, lock: true)
                 try checkSeqid(owner, lockSeqid)
-                if let existing = t.states.values.first(where: { $0.kind == .lock && $0.owner === owner && $0.openID == open.id }) {
+                if let existing = state.locks(t, of: open).first(where: { $0.owner === owner }) {
                     return existing
                 }
                 return state.newEntry(&t, kind: .lock, client: open.client, file: file, exportID: open.exportID, openFile: open.openFile, owner: owner, openID: open.id)

@@ -144,7 +144,7 @@ extension NFS4Compound {
 
         // An open by the same owner of the same file is upgraded: one stateid, both modes.
         let existing = state.tables.withLock { t in
-            t.states.values.first { $0.kind == .open && $0.owner === owner && $0.file == file }
+            t.opens[NFS4State.OpenKey(owner: owner.id, file: file)]
         }
         var wantAccess = access, wantDeny = deny
         if let existing {
@@ -170,7 +170,7 @@ extension NFS4Compound {
                     existing.openFile = openFile
                     existing.seqid &+= 1
                 }
-                for lock in t.states.values where lock.kind == .lock && lock.openID == existing.id { state.mutate(lock) { lock.openFile = openFile } }
+                for lock in state.locks(t, of: existing) { state.mutate(lock) { lock.openFile = openFile } }
                 entry = existing
             } else {
                 entry = state.newEntry(&t, kind: .open, client: client, file: file, exportID: export.id, openFile: openFile, owner: owner, openID: 0)
@@ -228,7 +228,7 @@ extension NFS4Compound {
                 entry.openFile = openFile
                 entry.seqid &+= 1
             }
-            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id { state.mutate(lock) { lock.openFile = openFile } }
+            for lock in state.locks(t, of: entry) { state.mutate(lock) { lock.openFile = openFile } }
             return state.stateid(entry)
         }
         currentStateid = result
@@ -254,15 +254,10 @@ extension NFS4Compound {
             guard entry.kind == .open else { throw .status(.badStateid) }
             try checkSeqid(entry.owner, seqid)
             if entry.openFile.holdsLocks { throw .status(.locksHeld) }
-            t.states[entry.id] = nil
-            state.unindex(entry.id)
+            state.removeEntry(&t, entry)
             if minor == 0 {
                 if t.closed.count >= 4096 { t.closed.removeAll() }
                 t.closed[entry.id] = entry.owner
-            }
-            for lock in t.states.values where lock.kind == .lock && lock.openID == entry.id {
-                t.states[lock.id] = nil
-                state.unindex(lock.id)
             }
             return entry
         }
