@@ -153,6 +153,13 @@ def test_v41_open_write_close_read_back(server):
         r = c.seq_compound([putfh(fh), read(sid, 1000, 100), getattr_([A_SIZE])])
         assert r.status == OK and r[2]["data"] == data[1000:1100]
         assert struct.unpack(">Q", r[3]["values"])[0] == len(data)
+        # 4.1's current stateid (seqid 1, other zero): OPEN sets it, WRITE and CLOSE use it;
+        # a PUTFH clears it.
+        current = struct.pack(">I", 1) + b"\0" * 12
+        r = c.seq_compound([putfh(root), open_("current.bin", b"owner-c"), write(current, 0, b"via current"), close(0, current)])
+        assert r.status == OK, r.statuses()
+        r = c.seq_compound([putfh(root), open_("current.bin", b"owner-c"), putfh(fh), write(current, 0, b"x")])
+        assert r.statuses()[-1] == BAD_STATEID
         r = c.seq_compound([putfh(fh), close(0, sid)])
         assert r.status == OK, r.statuses()
         # The closed stateid is gone.

@@ -7,12 +7,14 @@ extension NFS4Compound {
     func putfh() throws(NFS4Error) {
         let raw = try opaque(maximum: 128)
         current = try decodeHandle(raw)
+        currentStateid = nil  // a new current filehandle has no current stateid (RFC 8881 §16.2.3.1.2)
         out.uint32(NFS4Status.ok.rawValue)
     }
 
     /// PUTROOTFH (and PUTPUBFH: the public handle is the root): the pseudo root.
     func putrootfh() throws(NFS4Error) {
         current = .pseudo(0)
+        currentStateid = nil
         out.uint32(NFS4Status.ok.rawValue)
     }
 
