@@ -161,3 +161,68 @@ struct NFS4CompoundTests {
         guard case .error(.retryUncachedRep) = session.begin(slot: 1, seqid: 1) else { Issue.record("uncached"); return }
     }
 }
+
+@Suite("NFSv4 state through the COMPOUND engine")
+struct NFS4StateEngineTests {
+    static func bytes(_ reply: CompoundReply, at offset: Int, count: Int) -> [UInt8] {
+        Array(reply.bytes[(reply.bodyOffset + offset)..<(reply.bodyOffset + offset + count)])
+    }
+
+    @Test("4.0: SETCLIENTID, OPEN (create), OPEN_CONFIRM, WRITE and READ back, CLOSE; stale and bad ids refused")
+    func openWriteRead() async throws {
+        let fixture = try CompoundFixture()
+        // SETCLIENTID: op, status, clientid (8), confirm verifier (8).
+        let set = try await fixture.compound([(35, { w in
+            w.uint64(7)
+            w.string("unit-test-client")
+            w.uint32(0x4000_0000); w.string("tcp"); w.string("127.0.0.1.0.0"); w.uint32(1)
+        })])
+        #expect(set.status == 0)
+        let clientid = Self.bytes(set, at: 8, count: 8)
+        let verifier = Self.bytes(set, at: 16, count: 8)
+        #expect(try await fixture.compound([(36, { w in w.fixedOpaque(clientid); w.fixedOpaque(verifier) })]).status == 0)
+        // A verifier that does not match is a stale client id.
+        #expect(try await fixture.compound([(36, { w in w.fixedOpaque(clientid); w.uint64(1) })]).status == NFS4Status.staleClientid.rawValue)
+
+        let open: (inout XDRWriter) -> Void = { w in
+            w.uint32(1); w.uint32(3); w.uint32(0)            // seqid, access both, deny none
+            w.fixedOpaque(clientid); w.string("owner")
+            w.uint32(1); w.uint32(0); w.uint32(0); w.uint32(0) // CREATE, UNCHECKED, empty fattr4
+            w.uint32(0); w.string("f")                         // CLAIM_NULL "f"
+        }
+        let opened = try await fixture.compound([(24, none), (15, name("memfs")), (18, open)])
+        #expect(opened.status == 0)
+        // PUTROOTFH and LOOKUP results (8 bytes each), then OPEN's op and status, then the stateid.
+        let stateid = Self.bytes(opened, at: 24, count: 16)
+        let rflags = Self.bytes(opened, at: 40 + 20, count: 4)
+        #expect(rflags[3] & 2 != 0)  // OPEN4_RESULT_CONFIRM: a new open-owner
+
+        let confirmed = try await fixture.compound([(24, none), (15, name("memfs")), (15, name("f")),
+                                                    (20, { w in w.fixedOpaque(stateid); w.uint32(2) })])
+        #expect(confirmed.status == 0)
+        let current = Self.bytes(confirmed, at: 32, count: 16)
+        #expect(current[3] == 2)  // the stateid's seqid moved on
+
+        let io = try await fixture.compound([(24, none), (15, name("memfs")), (15, name("f")),
+                                             (38, { w in w.fixedOpaque(current); w.uint64(0); w.uint32(2); w.string("hello") }),
+                                             (25, { w in w.fixedOpaque(current); w.uint64(0); w.uint32(100) })])
+        #expect(io.status == 0)
+        // READ is last: eof TRUE, length 5, "hello" and padding.
+        #expect(Array(io.bytes.suffix(16)) == [0, 0, 0, 1, 0, 0, 0, 5] + Array("hello".utf8) + [0, 0, 0])
+
+        // The old generation of the stateid, and a made-up one, are refused.
+        let old = try await fixture.compound([(24, none), (15, name("memfs")), (15, name("f")),
+                                              (25, { w in w.fixedOpaque(stateid); w.uint64(0); w.uint32(1) })])
+        #expect(old.status == NFS4Status.oldStateid.rawValue)
+        var forged = current
+        forged[15] ^= 0xFF
+        let bad = try await fixture.compound([(24, none), (15, name("memfs")), (15, name("f")),
+                                              (25, { w in w.fixedOpaque(forged); w.uint64(0); w.uint32(1) })])
+        #expect(bad.status == NFS4Status.badStateid.rawValue)
+
+        let closed = try await fixture.compound([(24, none), (15, name("memfs")), (15, name("f")),
+                                                 (4, { w in w.uint32(3); w.fixedOpaque(current) })])
+        #expect(closed.status == 0)
+        #expect(fixture.program.vfs.fileStates.count == 0)  // the VFS open is gone with it
+    }
+}
