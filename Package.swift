@@ -69,6 +69,12 @@ let package = Package(
             dependencies: ["ONCRPC", "VFS", "Runtime"],
             swiftSettings: fastSettings
         ),
+        // NFSv4.0/4.1 (COMPOUND) on the same RPC layer, VFS and shared state table.
+        .target(
+            name: "NFS4",
+            dependencies: ["ONCRPC", "NFS3", "VFS", "Runtime"],
+            swiftSettings: fastSettings
+        ),
         // HTTP/1.1 on the runtime's loops, and S3 on top of it and the VFS.
         .target(name: "HTTP", dependencies: ["Runtime"], swiftSettings: fastSettings),
         .target(name: "Crypto", dependencies: ["COpenSSL"], swiftSettings: fastSettings),
@@ -78,7 +84,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3", "JSON",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "NFS4", "HTTP", "S3", "JSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings
@@ -116,6 +122,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
+        .testTarget(name: "NFS4Tests", dependencies: ["NFS4", "NFS3", "ONCRPC", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )

@@ -264,10 +264,10 @@ def test_malformed_input_gets_rpc_errors_and_never_stops_the_server(server):
         # Unknown program, wrong version, unknown procedure, garbage arguments.
         s.sendall(record(rpc_call(1, 424242, 1, 0)))
         assert struct.unpack(">IIIIII", read_record(s)[:24])[5] == 1            # PROG_UNAVAIL
-        s.sendall(record(rpc_call(2, 100003, 4, 0)))
+        s.sendall(record(rpc_call(2, 100003, 5, 0)))
         reply = read_record(s)
         assert struct.unpack(">I", reply[20:24])[0] == 2                        # PROG_MISMATCH
-        assert struct.unpack(">II", reply[24:32]) == (3, 3)
+        assert struct.unpack(">II", reply[24:32]) == (3, 4)                     # NFSv3 and NFSv4 share 100003
         s.sendall(record(rpc_call(3, 100003, 3, 99)))
         assert struct.unpack(">I", read_record(s)[20:24])[0] == 3               # PROC_UNAVAIL
         s.sendall(record(rpc_call(4, 100003, 3, 1, b"\xff\xff")))

@@ -163,12 +163,17 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
             RPCContext.writeAccepted(connection, xid: xid, status: .garbageArguments)
             return
         }
-        guard let program = programs.first(where: { $0.number == call.program }) else {
-            RPCContext.writeAccepted(connection, xid: xid, status: .programUnavailable)
-            return
-        }
-        guard program.versions.contains(call.version) else {
-            RPCContext.writeAccepted(connection, xid: xid, status: .programMismatch, low: program.versions.lowerBound, high: program.versions.upperBound)
+        // Programs are matched by (number, version): NFSv3 and NFSv4 are both program 100003
+        // on this port, served by different RPCProgram instances.
+        guard let program = programs.first(where: { $0.number == call.program && $0.versions.contains(call.version) }) else {
+            let sameNumber = programs.filter { $0.number == call.program }
+            if sameNumber.isEmpty {
+                RPCContext.writeAccepted(connection, xid: xid, status: .programUnavailable)
+            } else {
+                let low = sameNumber.map(\.versions.lowerBound).min()!
+                let high = sameNumber.map(\.versions.upperBound).max()!
+                RPCContext.writeAccepted(connection, xid: xid, status: .programMismatch, low: low, high: high)
+            }
             return
         }
         guard program.hasProcedure(call.procedure, version: call.version) else {

@@ -48,4 +48,12 @@ public struct RPCCall: Sendable {
     public var version: UInt32
     public var procedure: UInt32
     public var auth: RPCAuth
+
+    public init(xid: UInt32, program: UInt32, version: UInt32, procedure: UInt32, auth: RPCAuth) {
+        self.xid = xid
+        self.program = program
+        self.version = version
+        self.procedure = procedure
+        self.auth = auth
+    }
 }

@@ -27,6 +27,8 @@ import Runtime
 /// | `request_timeout_s`  | 30: seconds a client has to finish a request it started sending |
 /// | `max_connections`    | `RuntimeDefaults.maxConnections` (10000), over all services     |
 /// | `max_connections_per_client` | `RuntimeDefaults.maxConnectionsPerClient` (1000), per address |
+/// | `nfs4_lease_seconds` | 90 (1 to 3600): NFSv4 state of a silent client expires after it |
+/// | `nfs4_grace_seconds` | 0 = off: after a start, only NFSv4 reclaims take state for this long |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -81,6 +83,11 @@ public struct ServerSettings: Sendable, Equatable {
     /// A directory for state that must outlive a restart (the key NFS handles are signed with,
     /// so clients keep their handles to linux/io_uring files across restarts). nil: none.
     public var stateDirectory: String? = nil
+    /// NFSv4 lease time in seconds (`nfs4_lease_seconds`): a client silent longer loses its state.
+    public var nfs4LeaseSeconds: Int = 90
+    /// NFSv4 grace period after a start (`nfs4_grace_seconds`): only reclaims take state
+    /// during it; 0 turns it off.
+    public var nfs4GraceSeconds: Int = 0
 
     public init(
         threads: Int? = nil,
@@ -169,6 +176,7 @@ extension ServerSettings {
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
         "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client", "request_timeout_s",
+        "nfs4_lease_seconds", "nfs4_grace_seconds",
     ]
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
@@ -195,6 +203,12 @@ extension ServerSettings {
             "request_timeout_s", in: 1...3600, default: 30, example: "30",
             hint: "Use 1 to 3600 seconds; the default is 30.")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
+        settings.nfs4LeaseSeconds = try section.int(
+            "nfs4_lease_seconds", in: 1...3600, default: 90, example: "90",
+            hint: "Use 1 to 3600 seconds; clients renew about every third of it.")
+        settings.nfs4GraceSeconds = try section.int(
+            "nfs4_grace_seconds", in: 0...3600, default: 0, example: "0",
+            hint: "Use 0 (no grace period) to 3600 seconds.")
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
         if let stateValue = section["state_dir"] {
             let directory = try stateValue.string(example: "/var/lib/dmanoel-nas")
@@ -326,6 +340,8 @@ extension ServerSettings {
         object["request_timeout_s"] = .number(Double(requestTimeoutSeconds))
         object["max_connections"] = .number(Double(maxConnections))
         object["max_connections_per_client"] = .number(Double(maxConnectionsPerClient))
+        if nfs4LeaseSeconds != 90 { object["nfs4_lease_seconds"] = .number(Double(nfs4LeaseSeconds)) }
+        if nfs4GraceSeconds != 0 { object["nfs4_grace_seconds"] = .number(Double(nfs4GraceSeconds)) }
         return .object(object)
     }
 

@@ -1,5 +1,6 @@
 import Logging
 import NFS3
+import NFS4
 import ONCRPC
 import Runtime
 import VFS
@@ -52,6 +53,10 @@ enum NFSService {
         let signer = try HandleKey.signer(stateDirectory: configuration.server.stateDirectory, logger: logger)
         let exports = exports(configuration, vfs: vfs, group: group, signer: signer, logger: logger)
         let nfs = NFS3Program(vfs: vfs, exports: exports)
+        let nfs4 = NFS4Program(vfs: vfs, exports: exports, leaseSeconds: UInt32(configuration.server.nfs4LeaseSeconds),
+                                graceSeconds: UInt32(configuration.server.nfs4GraceSeconds),
+                                identities: NFS4Identities(users: Dictionary(configuration.users.map { ($0.name, (uid: $0.uid, gid: $0.gid)) },
+                                                                             uniquingKeysWith: { first, _ in first })))
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
         let limits = RPCLimits(recordTimeout: Double(configuration.server.requestTimeoutSeconds))
@@ -61,7 +66,7 @@ enum NFSService {
         let listener: Listener
         do {
             listener = try group.listen(host: host, port: configuration.server.nfsPort) { _ in
-                RPCConnection(programs: [nfs, mount, portmap], limits: limits, cache: cache)
+                RPCConnection(programs: [nfs, nfs4, mount, portmap], limits: limits, cache: cache)
             }
         } catch {
             throw ServerError.startup("cannot serve NFS on \(host):\(configuration.server.nfsPort): \(error)")
@@ -70,6 +75,7 @@ enum NFSService {
         portmap.mappings = [
             PortMapping(program: Portmap.programNumber, version: 2, port: port),
             PortMapping(program: NFS3.program, version: 3, port: port),
+            PortMapping(program: NFS3.program, version: 4, port: port),
             PortMapping(program: NFS3.mountProgram, version: 3, port: port),
         ]
         var portmapListener: Listener?
@@ -82,7 +88,7 @@ enum NFSService {
                 throw ServerError.startup("cannot serve portmap on \(host):\(configuration.server.portmapPort): \(error)")
             }
         }
-        logger.info("NFSv3, MOUNT v3 and portmap v2 on \(listener.boundAddress); \(exports.exports.count) export(s): \(exports.exports.map(\.name).joined(separator: ", "))")
+        logger.info("NFSv3, NFSv4.0/4.1, MOUNT v3 and portmap v2 on \(listener.boundAddress); \(exports.exports.count) export(s): \(exports.exports.map(\.name).joined(separator: ", "))")
         return (listener, portmapListener)
     }
 }
