@@ -599,7 +599,8 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Connections (loop thread)
 
     /// Takes ownership of a connected, non-blocking socket and serves it on this loop.
-    func adopt(fd: Int32, peer: String, factory: ConnectionFactory) {
+    @discardableResult
+    func adopt(fd: Int32, peer: String, factory: ConnectionFactory) -> Connection? {
         let slot: Int
         if let free = freeConnectionSlots.popLast() { slot = free } else {
             connections.append(nil)
@@ -615,11 +616,12 @@ public final class EventLoop: @unchecked Sendable {
                 connections[slot] = nil
                 freeConnectionSlots.append(slot)
                 Glibc.close(fd)
-                return
+                return nil
             }
         }
         connection.handler = factory(connection)
         connection.startReceiving()
+        return connection
     }
 
     func remove(_ connection: Connection) {
