@@ -81,6 +81,8 @@ let package = Package(
             ],
             swiftSettings: fastSettings
         ),
+        // Load clients (NFSv3, S3) on the runtime's loops.
+        .target(name: "LoadClients", dependencies: ["Runtime", "ONCRPC", "Crypto"], swiftSettings: fastSettings),
         .target(
             name: "Console",
             dependencies: ["Server", "Runtime", "CNcurses"],
