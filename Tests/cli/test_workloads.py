@@ -1,0 +1,163 @@
+"""`dmanoel-nas run` and `dmanoel-nas report` end to end: every shipped workload runs for about a
+second against a real server (NFSv3 and S3 on free ports), its result file must show operations
+and no errors, and the report's table must carry the result file's numbers."""
+
+import json
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+from conftest import REPO, Server
+from s3_support import ACCESS_KEY, BUCKET, SECRET_KEY, s3_config
+
+WORKLOADS = sorted((REPO / "Workloads").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def server(nas_bin, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("workloads")
+    # The s3 bucket is the memfs mount, which NFS exports as /memfs.
+    config, settings = s3_config(tmp, buckets={BUCKET: {"path": "/memfs"}})
+    srv = Server(nas_bin, config, tmp)
+    srv.settings = settings
+    yield srv
+    srv.stop()
+
+
+def target_for(workload: pathlib.Path, settings) -> str:
+    if workload.name.startswith("s3"):
+        return f"s3://{ACCESS_KEY}:{SECRET_KEY}@127.0.0.1:{settings['s3_port']}/{BUCKET}"
+    return f"nfs3://127.0.0.1:{settings['nfs_port']}/memfs"
+
+
+def run(nas_bin, *args, timeout=60):
+    return subprocess.run([str(nas_bin), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def read_results(path: pathlib.Path):
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert lines[0]["type"] == "run"
+    return lines
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda p: p.stem)
+def test_shipped_workload_runs_without_errors_and_reports(nas_bin, server, tmp_path, workload):
+    out = tmp_path / "out"
+    result = run(nas_bin, "run", workload, "--target", target_for(workload, server.settings), "--duration", "1", "--output", out)
+    assert result.returncode == 0, result.stderr
+    lines = read_results(out / "results.jsonl")
+    phases = [l for l in lines if l["type"] == "phase"]
+    assert [p["kind"] for p in phases] == ["prepare", "warmup", "measure", "cleanup"]
+    measure = [l for l in lines if l["type"] == "op" and l["kind"] == "measure"]
+    assert measure, lines
+    for op in measure:
+        assert op["count"] > 0, op
+        assert op["errors"] == 0, op
+        assert sum(c for _, c in op["buckets"]) == op["count"]
+        assert op["p50_us"] <= op["p99_us"] <= op["max_us"]
+        assert 0.8 < op["seconds"] < 1.5
+    # Prepare and cleanup must succeed too (the data set is made and removed again).
+    for p in phases:
+        assert p["errors"] == 0, p
+    assert "results:" in result.stdout
+
+    report = run(nas_bin, "report", out)
+    assert report.returncode == 0, report.stderr
+    rows = {}
+    for line in report.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 11 and cells[0] in {op["op"] for op in measure}:
+            rows[cells[0]] = cells
+    assert set(rows) == {op["op"] for op in measure}, report.stdout
+    for op in measure:
+        cells = rows[op["op"]]
+        assert int(cells[2]) == op["count"]
+        assert float(cells[3]) == pytest.approx(op["ops_per_s"], abs=0.1)
+        assert float(cells[4]) == pytest.approx(op["mb_per_s"], abs=0.01)
+        for cell, key in zip(cells[5:10], ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"]):
+            assert float(cell) == pytest.approx(op[key], rel=0.01, abs=0.1), (key, cells)
+        assert cells[10] == "0"
+
+
+def test_report_compares_runs_and_writes_html(nas_bin, server, tmp_path):
+    workload = REPO / "Workloads" / "nfs-4k-random-read.yaml"
+    target = target_for(workload, server.settings)
+    for name in ("a", "b"):
+        result = run(nas_bin, "run", workload, "--target", target, "--duration", "0.5", "--output", tmp_path / name, "--quiet")
+        assert result.returncode == 0, result.stderr
+    md = run(nas_bin, "report", tmp_path / "a", tmp_path / "b" / "results.jsonl", "--label", "first", "--label", "second")
+    assert md.returncode == 0, md.stderr
+    assert "## Comparison" in md.stdout
+    row = next(l for l in md.stdout.splitlines() if l.startswith("| measure | read |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    a = next(l for l in read_results(tmp_path / "a" / "results.jsonl") if l["type"] == "op" and l["kind"] == "measure")
+    b = next(l for l in read_results(tmp_path / "b" / "results.jsonl") if l["type"] == "op" and l["kind"] == "measure")
+    assert float(cells[2]) == pytest.approx(a["ops_per_s"], abs=0.1)
+    assert float(cells[4]) == pytest.approx(b["ops_per_s"], abs=0.1)
+    assert float(cells[6]) == pytest.approx(b["ops_per_s"] / a["ops_per_s"], abs=0.01)
+
+    html_path = tmp_path / "report.html"
+    html = run(nas_bin, "report", tmp_path / "a", tmp_path / "b", "--format", "html", "--output", html_path)
+    assert html.returncode == 0, html.stderr
+    text = html_path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text and text.count("<polyline") == 2
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_both_protocols_in_one_run(nas_bin, server, tmp_path):
+    s = server.settings
+    workload = tmp_path / "both.yaml"
+    workload.write_text(f"""
+name: both
+targets:
+  - nfs3://127.0.0.1:{s['nfs_port']}/memfs
+  - s3://{ACCESS_KEY}:{SECRET_KEY}@127.0.0.1:{s['s3_port']}/{BUCKET}
+dataset: {{root: both, depth: 1, width: 2, files_per_dir: 4, file_size: 8KiB}}
+mix:
+  - {{op: read, percent: 80, size: 4KiB}}
+  - {{op: stat, percent: 20}}
+phases:
+  - kind: prepare
+  - {{kind: measure, operations: 400, in_flight: 4}}
+  - kind: cleanup
+""")
+    out = tmp_path / "out"
+    result = run(nas_bin, "run", workload, "--output", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    ops = [l for l in read_results(out / "results.jsonl") if l["type"] == "op" and l["kind"] == "measure"]
+    assert {o["protocol"] for o in ops} == {"nfs3", "s3"}
+    for proto in ("nfs3", "s3"):
+        assert sum(o["count"] for o in ops if o["protocol"] == proto) == 400
+    assert all(o["errors"] == 0 for o in ops), ops
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: x\nphases:\n  - kind: measure\n    duration: soon\n    mix: [{op: read}]\n", "bad.yaml:4: phases[0].duration: expected a duration"),
+    ("name: x\nphases:\n  - {kind: measure, duration: 1s, mix: [{op: reed}]}\n", "bad.yaml:3: phases[0].mix[0].op: unknown operation 'reed'"),
+    ("name: x\n  indented: wrong\n", "bad.yaml:2: unexpected indentation"),
+    ("targets: [smb://x/y]\nphases: []\n", "bad.yaml:1: targets[0]: target 'smb://x/y': unknown scheme 'smb'"),
+])
+def test_bad_workload_names_line_and_key(nas_bin, tmp_path, text, where):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = run(nas_bin, "run", bad, "--target", "nfs3://127.0.0.1:9/x", "--output", tmp_path / "out")
+    assert result.returncode == 1
+    assert where in result.stderr.replace(str(tmp_path) + "/", ""), result.stderr
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_unreachable_target_fails_cleanly(nas_bin, tmp_path):
+    from conftest import free_port
+    port = free_port()
+    result = run(nas_bin, "run", REPO / "Workloads" / "nfs-4k-random-read.yaml", "--target", f"nfs3://127.0.0.1:{port}/memfs",
+                 "--output", tmp_path / "out")
+    assert result.returncode == 1
+    assert "connect 127.0.0.1" in result.stderr and "refused" in result.stderr.lower(), result.stderr
+
+
+def test_report_of_a_missing_file_fails(nas_bin, tmp_path):
+    result = run(nas_bin, "report", tmp_path / "nothing")
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
