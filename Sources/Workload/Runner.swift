@@ -2,6 +2,7 @@ import Glibc
 import LoadClients
 import Logging
 import Runtime
+import Synchronization
 
 /// Runs a workload: opens the connections on the client's own loops, then runs each phase with
 /// every connection's in-flight slots as tasks on that connection's loop, and merges the
@@ -15,6 +16,19 @@ public final class Runner: @unchecked Sendable {
     private let leafDirectories: [String]
     /// Called after each phase (the command prints it).
     public var onPhase: ((PhaseResult) -> Void)?
+    /// Called about every `progressInterval` seconds while a warmup or measure phase runs.
+    public var onProgress: ((Progress) -> Void)?
+    public var progressInterval = 1.0
+
+    /// Totals so far in the running phase, summed over the loops.
+    public struct Progress: Sendable {
+        public var phase: String
+        public var elapsed: Double
+        public var planned: Double?
+        public var ops: UInt64
+        public var errors: UInt64
+        public var bytes: UInt64
+    }
 
     public init(workload: Workload, targets: [Target], threads: Int) throws {
         self.workload = workload
@@ -99,13 +113,27 @@ public final class Runner: @unchecked Sendable {
 
     private func runParallel(_ plan: Plan) {
         let done = workers.map { _ in OneShot<Bool>() }
+        for worker in workers { worker.resetProgress() }
+        let start = monotonicNanoseconds()
         for (w, worker) in workers.enumerated() {
             Task(executorPreference: worker.loop) {
                 await worker.runPhase(plan)
                 done[w].set(true)
             }
         }
-        for d in done { _ = d.wait() }
+        let reporting = onProgress != nil && (plan.phase.kind == .warmup || plan.phase.kind == .measure)
+        for d in done {
+            while d.wait(seconds: reporting ? progressInterval : nil) == nil {
+                var sample = Progress(phase: plan.phase.name, elapsed: Double(monotonicNanoseconds() - start) / 1e9,
+                                      planned: plan.phase.duration, ops: 0, errors: 0, bytes: 0)
+                for worker in workers {
+                    sample.ops += worker.progressOps.load(ordering: .relaxed)
+                    sample.errors += worker.progressErrors.load(ordering: .relaxed)
+                    sample.bytes += worker.progressBytes.load(ordering: .relaxed)
+                }
+                onProgress?(sample)
+            }
+        }
     }
 }
 
@@ -155,6 +183,21 @@ final class Worker: @unchecked Sendable {
     let payload: PayloadBuffer
     var clients: [ClientSlot] = []
     var stats: [OpKey: OpStats] = [:]
+    /// Phase totals for the progress line: written by this loop only (plain stores), read by
+    /// the runner's thread once per interval.
+    let progressOps = Atomic<UInt64>(0)
+    let progressErrors = Atomic<UInt64>(0)
+    let progressBytes = Atomic<UInt64>(0)
+    private var ops: UInt64 = 0
+    private var errors: UInt64 = 0
+    private var bytes: UInt64 = 0
+
+    func resetProgress() {
+        ops = 0; errors = 0; bytes = 0
+        progressOps.store(0, ordering: .relaxed)
+        progressErrors.store(0, ordering: .relaxed)
+        progressBytes.store(0, ordering: .relaxed)
+    }
     /// Files and directories made by create/mkdir operations, per target (removed by remove,
     /// rmdir and cleanup).
     var createdFiles: [[String]]
@@ -181,6 +224,15 @@ final class Worker: @unchecked Sendable {
         entry.latency.record(result.end &- result.start)
         entry.firstByte.record(result.firstByte &- result.start)
         stats[key] = entry
+        ops &+= 1
+        progressOps.store(ops, ordering: .relaxed)
+        if result.status.isOK {
+            bytes &+= UInt64(result.bytes)
+            progressBytes.store(bytes, ordering: .relaxed)
+        } else {
+            errors &+= 1
+            progressErrors.store(errors, ordering: .relaxed)
+        }
     }
 
     /// Prepare: mkdir the data set's directories, parents first. Cleanup: rmdir them, deepest

@@ -100,16 +100,26 @@ public struct WorkloadError: Error, Sendable, CustomStringConvertible {
     public var key: String
     public var message: String
     public var description: String {
-        key.isEmpty ? "\(file):\(line): \(message)" : "\(file):\(line): \(key): \(message)"
+        let place = line > 0 ? "\(file):\(line)" : file
+        return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
     }
 }
 
 extension Workload {
     /// Parses and validates workload text.
-    public static func parse(_ text: String, source: String = "<workload>") throws(WorkloadError) -> Workload {
-        let root: YAMLNode
-        do {
+    /// `overrides` are `KEY.PATH=VALUE` settings applied to the file before it is checked
+    /// (`phases.measure.duration=30s`, `dataset.file_size=1MiB`, `clients=4`).
+    public static func parse(_ text: String, source: String = "<workload>", overrides: [String] = []) throws(WorkloadError) -> Workload {
+        var root: YAMLNode
+        do throws(YAMLError) {
             root = try YAML.parse(text)
+            for setting in overrides {
+                guard let eq = setting.firstIndex(of: "="), eq != setting.startIndex else {
+                    throw YAMLError(line: 0, message: "--set '\(setting)': expected KEY.PATH=VALUE")
+                }
+                let path = setting[..<eq].split(separator: ".").map(String.init)
+                root = try root.setting(path, to: try YAML.value(setting[setting.index(after: eq)...], line: 0))
+            }
         } catch {
             throw WorkloadError(file: source, line: error.line, key: "", message: error.message)
         }

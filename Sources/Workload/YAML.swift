@@ -265,3 +265,37 @@ extension Substring {
         return String(s)
     }
 }
+
+extension YAMLNode {
+    /// Sets `path` (keys separated by dots; in a list, an item is named by its index or by its
+    /// `name` or `kind` value, e.g. `phases.measure.duration`) to the scalar `value`, adding
+    /// the last key when it is missing. Throws with the part of the path that does not exist.
+    public func setting(_ path: [String], to value: YAMLNode) throws(YAMLError) -> YAMLNode {
+        guard let first = path.first else { return value }
+        let rest = Array(path.dropFirst())
+        switch self {
+        case let .mapping(entries, l):
+            var entries = entries
+            if let i = entries.firstIndex(where: { $0.key == first }) {
+                entries[i].value = try entries[i].value.setting(rest, to: value)
+            } else {
+                guard rest.isEmpty else { throw YAMLError(line: l, message: "--set: no key '\(first)' here to go into") }
+                entries.append((first, value, value.line))
+            }
+            return .mapping(entries, line: l)
+        case let .sequence(items, l):
+            var items = items
+            let index = Int(first) ?? items.firstIndex { item in
+                guard case let .mapping(entries, _) = item else { return false }
+                return entries.contains { ($0.key == "name" || $0.key == "kind") && $0.value.scalarValue == first }
+            }
+            guard let index, index >= 0, index < items.count else {
+                throw YAMLError(line: l, message: "--set: no list item '\(first)' (give an index, or a phase's name or kind)")
+            }
+            items[index] = try items[index].setting(rest, to: value)
+            return .sequence(items, line: l)
+        case .scalar:
+            throw YAMLError(line: self.line, message: "--set: '\(first)' goes into a plain value")
+        }
+    }
+}

@@ -30,6 +30,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Loop threads of the client (default: the file's `threads`, else 1).", valueName: "n"))
     var threads: Int?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a key of the file (repeatable): phases.measure.duration=30s, dataset.file_size=1MiB, clients=4.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: ArgumentHelp("Seconds between progress lines while a phase runs (0: none).", valueName: "seconds"))
+    var interval = 1.0
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -42,7 +48,7 @@ struct RunCommand: ParsableCommand {
         guard let text = Results.readFile(workload) else { throw fail("cannot read \(workload)") }
         var loaded: Workload
         do {
-            loaded = try Workload.parse(text, source: workload)
+            loaded = try Workload.parse(text, source: workload, overrides: overrides)
         } catch {
             throw fail(error.description)
         }
@@ -75,6 +81,21 @@ struct RunCommand: ParsableCommand {
             print("phase \(phase.name) (\(phase.kind.rawValue)): \(Report.fixed(phase.seconds, 2)) s, \(total.count) ops, "
                   + "\(Report.fixed(Double(total.count) / max(phase.seconds, 1e-9), 1)) ops/s, "
                   + "\(Report.fixed(Double(total.bytes) / max(phase.seconds, 1e-9) / 1e6, 2)) MB/s, \(total.errors) errors")
+        }
+        if !quiet && interval > 0 {
+            runner.progressInterval = interval
+            var last = (elapsed: 0.0, ops: UInt64(0), bytes: UInt64(0), phase: "")
+            runner.onProgress = { p in
+                if p.phase != last.phase { last = (0, 0, 0, p.phase) }
+                let span = max(p.elapsed - last.elapsed, 1e-9)
+                let now = Double(p.ops - last.ops) / span
+                let mbNow = Double(p.bytes - last.bytes) / span / 1e6
+                let planned = p.planned.map { "/\(Report.fixed($0, 1))" } ?? ""
+                print("  \(p.phase) \(Report.fixed(p.elapsed, 1))\(planned) s: \(Report.fixed(now, 0)) ops/s now, "
+                      + "\(Report.fixed(Double(p.ops) / max(p.elapsed, 1e-9), 0)) avg, \(Report.fixed(mbNow, 2)) MB/s, \(p.errors) errors")
+                fflush(nil)
+                last = (p.elapsed, p.ops, p.bytes, p.phase)
+            }
         }
         let phases = runner.run(durationOverride: duration)
         runner.shutdown()

@@ -115,6 +115,26 @@ struct WorkloadFileTests {
         }
     }
 
+    @Test func overridesFromTheCommandLine() throws {
+        let w = try Workload.parse(Self.good, source: "mix.yaml", overrides: [
+            "phases.measure.duration=30s", "phases.warm.in_flight=3", "dataset.file_size={dist: fixed, size: 1MiB}", "clients=5", "name=other",
+        ])
+        #expect(w.phases[2].duration == 30)
+        #expect(w.phases[1].inFlight == 3)
+        #expect(w.dataset.fileSize == .fixed(1 << 20))
+        #expect(w.name == "other")
+        // A phase without its own `clients` takes the top-level one.
+        #expect(w.phases[2].clients == 5)
+        #expect(throws: WorkloadError.self) { try Workload.parse(Self.good, overrides: ["phases.nosuch.duration=1s"]) }
+        #expect(throws: WorkloadError.self) { try Workload.parse(Self.good, overrides: ["nonsense"]) }
+        do {
+            _ = try Workload.parse(Self.good, source: "mix.yaml", overrides: ["phases.measure.duration=soon"])
+            Issue.record("accepted a bad override")
+        } catch {
+            #expect(error.description == "mix.yaml: phases[2].duration: expected a duration such as 2s, 500ms or 1m, found 'soon'")
+        }
+    }
+
     @Test func units() {
         #expect(Units.bytes("4KiB") == 4096)
         #expect(Units.bytes("1MiB") == 1 << 20)

@@ -161,3 +161,21 @@ def test_report_of_a_missing_file_fails(nas_bin, tmp_path):
     result = run(nas_bin, "report", tmp_path / "nothing")
     assert result.returncode == 1
     assert "cannot read" in result.stderr
+
+
+def test_overrides_rate_limit_and_progress_lines(nas_bin, server, tmp_path):
+    workload = REPO / "Workloads" / "nfs-metadata-mix.yaml"
+    out = tmp_path / "out"
+    result = run(nas_bin, "run", workload, "--target", target_for(workload, server.settings), "--output", out,
+                 "--set", "phases.measure.duration=1.5s", "--set", "phases.warmup.duration=200ms",
+                 "--set", "phases.measure.rate=400", "--interval", "0.5")
+    assert result.returncode == 0, result.stderr
+    lines = read_results(out / "results.jsonl")
+    measure = next(l for l in lines if l["type"] == "phase" and l["kind"] == "measure")
+    assert 1.4 < measure["seconds"] < 2.0
+    # 400 ops/s for 1.5 s, paced per slot: about 600 operations, never a burst far above.
+    assert 480 <= measure["count"] <= 640, measure
+    assert measure["errors"] == 0
+    progress = [l for l in result.stdout.splitlines() if l.startswith("  measure ")]
+    assert len(progress) >= 2, result.stdout
+    assert re.match(r"  measure \d+\.\d/1\.5 s: \d+ ops/s now, \d+ avg, [\d.]+ MB/s, 0 errors", progress[0]), progress
