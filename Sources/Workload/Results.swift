@@ -58,6 +58,7 @@ public enum Results {
             "type": "phase", "phase": .string(phase.name), "kind": .string(phase.kind.rawValue),
             "seconds": .number(phase.seconds), "clients": .number(Double(phase.clients)), "in_flight": .number(Double(phase.inFlight)),
             "count": .number(Double(total.count)), "errors": .number(Double(total.errors)), "bytes": .number(Double(total.bytes)),
+            "interrupted": .bool(phase.interrupted),
         ]
         out.append(JSONValue.object(header).serialized(pretty: false))
         for key in phase.ops.keys.sorted() {

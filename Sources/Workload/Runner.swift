@@ -60,14 +60,25 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
+    /// Set by `requestStop()` (SIGINT): the running phase ends at its next operation, later
+    /// phases are skipped except cleanup, and what was measured is kept.
+    static let stopFlag = Atomic<Bool>(false)
+
+    /// Ends the run early; safe to call from a signal handler (one atomic store).
+    public static func requestStop() { stopFlag.store(true, ordering: .relaxed) }
+    public static var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
+
     public func run(durationOverride: Double? = nil) -> [PhaseResult] {
         var results: [PhaseResult] = []
         for (index, var phase) in workload.phases.enumerated() {
+            if Self.stopRequested && phase.kind != .cleanup { continue }
             if phase.kind == .measure, let durationOverride {
                 phase.duration = durationOverride
                 phase.operations = nil
             }
-            let result = run(phase, index: index)
+            let stoppedBefore = Self.stopRequested
+            var result = run(phase, index: index)
+            result.interrupted = !stoppedBefore && Self.stopRequested
             results.append(result)
             onPhase?(result)
         }
@@ -316,6 +327,7 @@ final class Worker: @unchecked Sendable {
         while true {
             let now = monotonicNanoseconds()
             if let deadline = plan.deadline, now >= deadline { break }
+            if Runner.stopRequested { break }
             if let left = budget {
                 if left <= 0 { break }
                 budget = left - 1

@@ -38,6 +38,8 @@ public struct PhaseResult: Sendable {
     public var clients: Int
     public var inFlight: Int
     public var ops: [OpKey: OpStats]
+    /// The run was stopped (SIGINT) while this phase ran: it holds what was measured until then.
+    public var interrupted = false
 
     public var total: OpStats {
         var all = OpStats()

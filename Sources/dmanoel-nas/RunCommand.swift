@@ -78,7 +78,7 @@ struct RunCommand: ParsableCommand {
             lines += Results.lines(phase, targets: parsedTargets)
             guard !quiet else { return }
             let total = phase.total
-            print("phase \(phase.name) (\(phase.kind.rawValue)): \(Report.fixed(phase.seconds, 2)) s, \(total.count) ops, "
+            print("phase \(phase.name) (\(phase.kind.rawValue))\(phase.interrupted ? ", interrupted" : ""): \(Report.fixed(phase.seconds, 2)) s, \(total.count) ops, "
                   + "\(Report.fixed(Double(total.count) / max(phase.seconds, 1e-9), 1)) ops/s, "
                   + "\(Report.fixed(Double(total.bytes) / max(phase.seconds, 1e-9) / 1e6, 2)) MB/s, \(total.errors) errors")
         }
@@ -97,7 +97,15 @@ struct RunCommand: ParsableCommand {
                 last = (p.elapsed, p.ops, p.bytes, p.phase)
             }
         }
+        // Ctrl-C: end the running phase, skip to cleanup, keep and write what was measured.
+        // A second Ctrl-C ends the process at once (the handler resets itself).
+        signal(SIGINT) { _ in
+            Runner.requestStop()
+            signal(SIGINT, SIG_DFL)
+        }
         let phases = runner.run(durationOverride: duration)
+        signal(SIGINT, SIG_DFL)
+        if Runner.stopRequested && !quiet { print("stopped by SIGINT: results hold what was measured until then") }
         runner.shutdown()
         guard Results.writeFile(resultsPath, lines.joined(separator: "\n") + "\n") else { throw fail("cannot write \(resultsPath)") }
         if !quiet {

@@ -179,3 +179,31 @@ def test_overrides_rate_limit_and_progress_lines(nas_bin, server, tmp_path):
     progress = [l for l in result.stdout.splitlines() if l.startswith("  measure ")]
     assert len(progress) >= 2, result.stdout
     assert re.match(r"  measure \d+\.\d/1\.5 s: \d+ ops/s now, \d+ avg, [\d.]+ MB/s, 0 errors", progress[0]), progress
+
+
+def test_ctrl_c_keeps_what_was_measured_and_cleans_up(nas_bin, server, tmp_path):
+    import signal
+    import time
+    workload = REPO / "Workloads" / "nfs-4k-random-read.yaml"
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(nas_bin), "run", str(workload), "--target", target_for(workload, server.settings),
+                             "--duration", "30", "--output", str(out), "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait until the measure phase reports progress, then interrupt it.
+    deadline = time.monotonic() + 20
+    seen = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if line.startswith("  measure "):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert "stopped by SIGINT" in stdout
+    lines = read_results(out / "results.jsonl")
+    phases = {l["kind"]: l for l in lines if l["type"] == "phase"}
+    assert phases["measure"]["interrupted"] is True
+    assert phases["measure"]["seconds"] < 10
+    assert phases["measure"]["count"] > 0
+    assert phases["cleanup"]["errors"] == 0 and phases["cleanup"]["count"] > 0
