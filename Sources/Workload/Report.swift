@@ -4,7 +4,7 @@ import Runtime
 /// p99.9/max, errors), a comparison table when several runs are given, and in HTML an inline
 /// SVG percentile plot.
 public enum Report {
-    public enum Format: String, Sendable, CaseIterable { case md, html }
+    public enum Format: String, Sendable, CaseIterable { case md, html, csv }
 
     /// Fixed-point text without Foundation.
     public static func fixed(_ value: Double, _ decimals: Int) -> String {
@@ -102,6 +102,26 @@ public enum Report {
                 out += "| " + cells.joined(separator: " | ") + " |\n"
             }
             out += "\n"
+        }
+        return out
+    }
+
+    /// One row per run, phase, target and operation (every phase, not only measure), with the
+    /// same numbers as the tables, for spreadsheets and plotting tools.
+    public static func csv(_ runs: [RunRecord]) -> String {
+        var out = "run,workload,phase,kind,target,op,count,errors,bytes,seconds,ops_per_s,mb_per_s,mean_us,p50_us,p90_us,p99_us,p999_us,max_us\n"
+        func field(_ s: String) -> String {
+            s.contains(",") || s.contains("\"") ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
+        }
+        for run in runs {
+            for op in run.ops {
+                let h = op.latency
+                let us = { (ns: UInt64) in fixed(Double(ns) / 1000, 2) }
+                out += [field(run.label), field(run.workload), field(op.phase), op.kind, field(op.target), op.op, String(op.count),
+                        String(op.errors), String(op.bytes), fixed(op.seconds, 6), fixed(op.opsPerSecond, 1), fixed(op.megabytesPerSecond, 2),
+                        us(h.total > 0 ? h.sum / h.total : 0), us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)),
+                        us(h.percentile(0.999)), us(h.maximum)].joined(separator: ",") + "\n"
+            }
         }
         return out
     }

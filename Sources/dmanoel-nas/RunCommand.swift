@@ -134,7 +134,7 @@ struct RunCommand: ParsableCommand {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Turn result files of `dmanoel-nas run` into a latency report (Markdown or HTML).",
+        abstract: "Turn result files of `dmanoel-nas run` into a latency report (Markdown, HTML or CSV).",
         discussion: """
             Each RESULTS is a results.jsonl file or the directory holding one. With several, \
             the report ends with a comparison table (ops/s and p99 per run, and the ratio to \
@@ -144,7 +144,7 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Result files or directories.", valueName: "results"))
     var results: [String]
 
-    @Option(help: "md or html.")
+    @Option(help: "md (tables), html (tables and an SVG percentile plot, one file) or csv (one row per phase and op).")
     var format: String = "md"
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the report here instead of standard output.", valueName: "file"))
@@ -155,7 +155,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         guard let format = Report.Format(rawValue: format) else {
-            writeError("dmanoel-nas report: --format must be md or html")
+            writeError("dmanoel-nas report: --format must be md, html or csv")
             throw ExitCode(1)
         }
         guard !results.isEmpty else {
@@ -173,7 +173,12 @@ struct ReportCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        let text = format == .md ? Report.markdown(runs) : Report.html(runs)
+        let text: String
+        switch format {
+        case .md: text = Report.markdown(runs)
+        case .html: text = Report.html(runs)
+        case .csv: text = Report.csv(runs)
+        }
         if let output {
             guard Results.writeFile(output, text) else {
                 writeError("dmanoel-nas report: cannot write \(output)")

@@ -207,3 +207,37 @@ def test_ctrl_c_keeps_what_was_measured_and_cleans_up(nas_bin, server, tmp_path)
     assert phases["measure"]["seconds"] < 10
     assert phases["measure"]["count"] > 0
     assert phases["cleanup"]["errors"] == 0 and phases["cleanup"]["count"] > 0
+
+
+def test_report_csv_rows_match_the_result_file(nas_bin, server, tmp_path):
+    import csv
+    import io
+    workload = REPO / "Workloads" / "nfs-metadata-mix.yaml"
+    out = tmp_path / "out"
+    assert run(nas_bin, "run", workload, "--target", target_for(workload, server.settings), "--duration", "0.5",
+               "--output", out, "--quiet").returncode == 0
+    report = run(nas_bin, "report", out, "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    ops = [l for l in read_results(out / "results.jsonl") if l["type"] == "op"]
+    assert len(rows) == len(ops)
+    for row, op in zip(rows, ops):
+        assert (row["phase"], row["op"], int(row["count"]), int(row["errors"])) == (op["phase"], op["op"], op["count"], op["errors"])
+        assert float(row["p99_us"]) == pytest.approx(op["p99_us"], abs=0.01)
+
+
+@pytest.mark.skipif(__import__("shutil").which("weed") is None, reason="SeaweedFS (`weed`) not installed: scripts/bootstrap --bench")
+def test_s3_client_interoperates_with_seaweedfs(nas_bin, tmp_path):
+    from s3_support import SeaweedS3
+    weed = SeaweedS3(tmp_path)
+    try:
+        out = tmp_path / "out"
+        result = run(nas_bin, "run", REPO / "Workloads" / "s3-small-object-mix.yaml", "--target",
+                     f"s3://{ACCESS_KEY}:{SECRET_KEY}@127.0.0.1:{weed.port}/{BUCKET}", "--duration", "1",
+                     "--set", "phases.warmup.duration=200ms", "--output", out, "--quiet", timeout=90)
+        assert result.returncode == 0, result.stderr
+        lines = read_results(out / "results.jsonl")
+        for phase in (l for l in lines if l["type"] == "phase"):
+            assert phase["errors"] == 0 and phase["count"] > 0, phase
+    finally:
+        weed.stop()
