@@ -51,6 +51,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     public override func close() { rpc.connection?.close() }
+    public override var closeError: Int32? { rpc.closeError }
 
     // MARK: Operations
 

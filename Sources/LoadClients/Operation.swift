@@ -99,6 +99,10 @@ open class LoadClient: @unchecked Sendable {
 
     /// Closes the connection.
     open func close() {}
+
+    /// Why the connection ended, once it has: 0 for an orderly close by the peer, else an
+    /// errno value; nil while it is open.
+    open var closeError: Int32? { nil }
 }
 
 /// The bytes written by WRITE and PUT: one pattern buffer shared by every connection of a

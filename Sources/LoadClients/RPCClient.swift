@@ -136,8 +136,11 @@ final class RPCClientHandler: ConnectionHandler, @unchecked Sendable {
         }
     }
 
+    private(set) var closeError: Int32?
+
     override func closed(_ connection: Connection, error: Int32) {
         lost = true
+        closeError = error
         let waiting = pending
         pending.removeAll()
         let now = monotonicNanoseconds()

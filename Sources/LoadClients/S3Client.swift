@@ -181,8 +181,11 @@ public final class S3Client: LoadClient, @unchecked Sendable {
             return nil
         }
 
+        var closeError: Int32?
+
         override func closed(_ connection: Connection, error: Int32) {
             lost = true
+            closeError = error
             let waiting = queue[head...]
             queue.removeAll()
             head = 0
@@ -220,6 +223,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
     }
 
     public override func close() { connection.close() }
+    public override var closeError: Int32? { handler.closeError }
 
     private var cachedSecond = 0
     private var cachedDate = ""

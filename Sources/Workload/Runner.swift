@@ -12,8 +12,8 @@ public final class Runner: @unchecked Sendable {
     public let targets: [Target]
     public let group: LoopGroup
     private var workers: [Worker] = []
-    private let files: [(path: String, size: Int)]
-    private let leafDirectories: [String]
+    /// Each target's data set (the same unless the root names `{target}` or `{protocol}`).
+    private let layouts: [DataSet.Layout]
     /// Called after each phase (the command prints it).
     public var onPhase: ((PhaseResult) -> Void)?
     /// Called about every `progressInterval` seconds while a warmup or measure phase runs.
@@ -36,8 +36,7 @@ public final class Runner: @unchecked Sendable {
         var logger = Logger(label: "dmanoel.load")
         logger.logLevel = .warning
         group = try LoopGroup(LoopGroupSettings(threads: threads, delegationThreads: 1, pollMode: .never, pinThreads: false), logger: logger)
-        files = workload.dataset.files(seed: workload.seed)
-        leafDirectories = workload.dataset.leafDirectories
+        layouts = targets.enumerated().map { workload.dataset.layout(seed: workload.seed, target: $0.offset, protocol: $0.element.kind.rawValue) }
     }
 
     /// Opens max(phase clients) connections per target, spread over the loops.
@@ -94,8 +93,8 @@ public final class Runner: @unchecked Sendable {
     }
 
     private func run(_ phase: Phase, index: Int) -> PhaseResult {
-        let plan = Plan(phase: phase, phaseIndex: index, seed: workload.seed, files: files, leafDirectories: leafDirectories,
-                        directories: workload.dataset.directories, targets: targets, slotsPerTarget: phase.clients * phase.inFlight)
+        let plan = Plan(phase: phase, phaseIndex: index, seed: workload.seed, layouts: layouts, targets: targets,
+                        slotsPerTarget: phase.clients * phase.inFlight)
         let start = monotonicNanoseconds()
         if phase.kind == .prepare || phase.kind == .cleanup {
             // Directories in order on one connection per target (parents first, or deepest
@@ -153,22 +152,18 @@ struct Plan: @unchecked Sendable {
     var phase: Phase
     var phaseIndex: Int
     var seed: UInt64
-    var files: [(path: String, size: Int)]
-    var leafDirectories: [String]
-    var directories: [String]
+    var layouts: [DataSet.Layout]
     var targets: [Target]
     var slotsPerTarget: Int
     /// Cumulative mix percentages, for picking an entry with one random number.
     var cumulative: [Double]
     var deadline: UInt64?
 
-    init(phase: Phase, phaseIndex: Int, seed: UInt64, files: [(path: String, size: Int)], leafDirectories: [String], directories: [String], targets: [Target], slotsPerTarget: Int) {
+    init(phase: Phase, phaseIndex: Int, seed: UInt64, layouts: [DataSet.Layout], targets: [Target], slotsPerTarget: Int) {
         self.phase = phase
         self.phaseIndex = phaseIndex
         self.seed = seed
-        self.files = files
-        self.leafDirectories = leafDirectories
-        self.directories = directories
+        self.layouts = layouts
         self.targets = targets
         self.slotsPerTarget = slotsPerTarget
         var sum = 0.0
@@ -250,8 +245,9 @@ final class Worker: @unchecked Sendable {
     /// first (after the files are gone). "Already exists" is fine when preparing.
     func directories(_ plan: Plan, target: Int) async {
         guard let slot = clients.first(where: { $0.target == target && $0.index == 0 }) else { return }
+        let layout = plan.layouts[target]
         if plan.phase.kind == .prepare {
-            for dir in plan.directories {
+            for dir in layout.directories {
                 var result = await slot.client.perform(Operation(kind: .mkdir, path: dir))
                 if result.status.code == 17 { result.status = .ok }   // NFS3ERR_EXIST: reuse
                 record(target, .mkdir, result)
@@ -261,10 +257,25 @@ final class Worker: @unchecked Sendable {
                 record(target, .rmdir, await slot.client.perform(Operation(kind: .rmdir, path: dir)))
             }
             createdDirectories[target].removeAll()
-            for dir in plan.directories.reversed() {
-                record(target, .rmdir, await slot.client.perform(Operation(kind: .rmdir, path: dir)))
+            for (i, dir) in layout.directories.enumerated().reversed() {
+                var result = await slot.client.perform(Operation(kind: .rmdir, path: dir))
+                // The root's ancestors may still hold another target's tree: leave them then.
+                if i < layout.ancestors && result.status.code == 66 { result.status = .ok }
+                record(target, .rmdir, result)
             }
         }
+    }
+
+    private var reportedLost: Set<Int> = []
+
+    /// Says once per connection, on standard error, that it was lost and why.
+    private func reportLost(_ slot: ClientSlot, _ plan: Plan) {
+        let id = slot.target << 20 | slot.index
+        guard !reportedLost.contains(id) else { return }
+        reportedLost.insert(id)
+        let why = slot.client.closeError.map { $0 == 0 ? "closed by the server" : "error: \(String(cString: strerror($0))) (errno \($0))" } ?? "closing"
+        let line = "dmanoel-nas run: connection \(slot.index) to \(plan.targets[slot.target]) lost in phase \(plan.phase.name) (\(why))\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 
     func runPhase(_ plan: Plan) async {
@@ -281,13 +292,14 @@ final class Worker: @unchecked Sendable {
     /// One in-flight slot: issues the next operation as soon as the previous one ends.
     private func runSlot(_ plan: Plan, client: ClientSlot, slot: Int) async {
         let t = client.target
+        let layout = plan.layouts[t]
         let isS3 = plan.targets[t].kind == .s3
         let slots = plan.slotsPerTarget
         switch plan.phase.kind {
         case .prepare:
             var i = slot
-            while i < plan.files.count {
-                let (path, size) = plan.files[i]
+            while i < layout.files.count {
+                let (path, size) = layout.files[i]
                 if isS3 {
                     record(t, .put, await client.client.perform(Operation(kind: .put, path: path, length: min(size, payload.bytes.count))))
                 } else {
@@ -304,8 +316,8 @@ final class Worker: @unchecked Sendable {
             return
         case .cleanup:
             var i = slot
-            while i < plan.files.count {
-                record(t, isS3 ? .delete : .remove, await client.client.perform(Operation(kind: .remove, path: plan.files[i].path)))
+            while i < layout.files.count {
+                record(t, isS3 ? .delete : .remove, await client.client.perform(Operation(kind: .remove, path: layout.files[i].path)))
                 i += slots
             }
             if slot == 0 {
@@ -319,7 +331,7 @@ final class Worker: @unchecked Sendable {
         }
         var rng = SplitMix64(seed: plan.seed &+ UInt64(plan.phaseIndex) &* 0x1000_0001 &+ UInt64(t) &* 0x10001 &+ UInt64(slot))
         var budget = plan.budget(slot: slot)
-        var cursorFile = slot % max(plan.files.count, 1)
+        var cursorFile = slot % max(layout.files.count, 1)
         var cursorOffset = 0
         let interval: UInt64? = plan.phase.rate.flatMap { $0 > 0 ? UInt64(Double(slots * plan.targets.count) / $0 * 1e9) : nil }
         var next = monotonicNanoseconds()
@@ -340,7 +352,7 @@ final class Worker: @unchecked Sendable {
             let entry = plan.phase.mix[plan.cumulative.firstIndex { pick < $0 } ?? plan.cumulative.count - 1]
             var op = entry.op
             var operation = Operation(kind: op, path: "")
-            let file: (path: String, size: Int) = plan.files.isEmpty ? ("", 0) : plan.files[Int(rng.next() % UInt64(plan.files.count))]
+            let file: (path: String, size: Int) = layout.files.isEmpty ? ("", 0) : layout.files[Int(rng.next() % UInt64(layout.files.count))]
             switch op.fileEquivalent {
             case .read, .write:
                 if isS3 && op.fileEquivalent == .write {
@@ -348,7 +360,7 @@ final class Worker: @unchecked Sendable {
                     // than over the objects GETs read: a GET racing an overwrite of the same
                     // key measures the race, not the server (and our server then cuts the
                     // GET short; see the README).
-                    let dir = plan.leafDirectories[slot % plan.leafDirectories.count]
+                    let dir = layout.leafDirectories[slot % layout.leafDirectories.count]
                     operation.path = "\(dir)/p\(loop.index)_\(t)_\(slot)_\(putCounter % 8)"
                     if putCounter < 8 { createdFiles[t].append(operation.path) }
                     putCounter += 1
@@ -357,13 +369,13 @@ final class Worker: @unchecked Sendable {
                 }
                 var length = entry.size.map { $0.sample(&rng) } ?? 0
                 if entry.access == .sequential {
-                    let current = plan.files[cursorFile]
+                    let current = layout.files[cursorFile]
                     if length == 0 { length = current.size }
                     if cursorOffset + length > current.size && cursorOffset > 0 {
-                        cursorFile = (cursorFile + slots) % plan.files.count
+                        cursorFile = (cursorFile + slots) % layout.files.count
                         cursorOffset = 0
                     }
-                    operation.path = plan.files[cursorFile].path
+                    operation.path = layout.files[cursorFile].path
                     operation.offset = UInt64(cursorOffset)
                     cursorOffset += length
                 } else {
@@ -378,7 +390,7 @@ final class Worker: @unchecked Sendable {
                 operation.length = length
             case .create:
                 serial += 1
-                let dir = plan.leafDirectories[Int(rng.next() % UInt64(plan.leafDirectories.count))]
+                let dir = layout.leafDirectories[Int(rng.next() % UInt64(layout.leafDirectories.count))]
                 operation.path = "\(dir)/c\(loop.index)_\(slot)_\(serial)"
                 operation.length = entry.size.map { $0.sample(&rng) } ?? 0
                 if isS3 { operation.kind = .put }
@@ -392,7 +404,7 @@ final class Worker: @unchecked Sendable {
                 }
             case .mkdir:
                 serial += 1
-                let dir = plan.leafDirectories[Int(rng.next() % UInt64(plan.leafDirectories.count))]
+                let dir = layout.leafDirectories[Int(rng.next() % UInt64(layout.leafDirectories.count))]
                 operation.path = "\(dir)/m\(loop.index)_\(slot)_\(serial)"
             case .rmdir:
                 if let path = createdDirectories[t].popLast() {
@@ -403,7 +415,7 @@ final class Worker: @unchecked Sendable {
                     operation.path = file.path
                 }
             case .readdir:
-                operation.path = plan.leafDirectories[Int(rng.next() % UInt64(plan.leafDirectories.count))]
+                operation.path = layout.leafDirectories[Int(rng.next() % UInt64(layout.leafDirectories.count))]
             default:
                 operation.path = file.path
             }
@@ -416,7 +428,10 @@ final class Worker: @unchecked Sendable {
             }
             // A lost connection fails every later call at once: stop this slot instead of
             // filling the histograms with instant failures.
-            if result.status == .connectionLost { break }
+            if result.status == .connectionLost {
+                reportLost(client, plan)
+                break
+            }
         }
     }
 }

@@ -27,7 +27,30 @@ public struct DataSet: Sendable, Equatable {
         self.fileSize = fileSize
     }
 
-    /// Directories, parents first ("" is the data-set root itself, not listed).
+    /// One target's data set: `root` with `{target}` (the target's index) and `{protocol}`
+    /// (nfs3, s3) filled in, so one workload can give each target a tree of its own.
+    public struct Layout: Sendable {
+        public var files: [(path: String, size: Int)]
+        public var leafDirectories: [String]
+        /// Parents first, including the root's own ancestors.
+        public var directories: [String]
+        /// How many of `directories` are the root's ancestors (shared with other targets).
+        public var ancestors: Int
+    }
+
+    public func layout(seed: UInt64, target: Int, protocol name: String) -> Layout {
+        var copy = self
+        copy.root = root.replacing("{target}", with: String(target)).replacing("{protocol}", with: name)
+        var ancestors: [String] = []
+        var prefix = ""
+        for part in copy.root.split(separator: "/").dropLast() {
+            prefix += prefix.isEmpty ? String(part) : "/" + part
+            ancestors.append(prefix)
+        }
+        return Layout(files: copy.files(seed: seed), leafDirectories: copy.leafDirectories, directories: ancestors + copy.directories, ancestors: ancestors.count)
+    }
+
+    /// Directories, parents first, starting with the root.
     public var directories: [String] {
         var out: [String] = [root]
         var level = [root]

@@ -42,6 +42,15 @@ struct DistributionTests {
         #expect(d.files(seed: 7).map(\.path) == ["r/d0/f0", "r/d0/f1", "r/d0/f2", "r/d1/f0", "r/d1/f1", "r/d1/f2"])
     }
 
+    @Test func eachTargetCanHaveItsOwnTree() {
+        let d = DataSet(root: "runs/{protocol}-{target}", depth: 1, width: 2, filesPerDirectory: 1, fileSize: .fixed(10))
+        let layout = d.layout(seed: 1, target: 1, protocol: "s3")
+        #expect(layout.directories == ["runs", "runs/s3-1", "runs/s3-1/d0", "runs/s3-1/d1"])
+        #expect(layout.ancestors == 1)
+        #expect(layout.files.map(\.path) == ["runs/s3-1/d0/f0", "runs/s3-1/d1/f0"])
+        #expect(layout.leafDirectories == ["runs/s3-1/d0", "runs/s3-1/d1"])
+    }
+
     /// Per-thread histograms merged must equal one histogram of every sample, and their
     /// percentiles must be within the bucket error (< 1%) of the exact ones.
     @Test func mergedHistogramsMatchExactPercentiles() {

@@ -147,7 +147,8 @@ struct WorkloadFileTests {
     }
 
     @Test func shippedWorkloadsParse() throws {
-        for name in ["nfs-metadata-mix", "nfs-4k-random-read", "nfs-1m-seq-write", "s3-small-object-mix"] {
+        for name in ["nfs-metadata-mix", "nfs-4k-random-read", "nfs-4k-random-write", "nfs-1m-seq-read", "nfs-1m-seq-write",
+                     "nfs-build-like", "s3-small-object-mix", "s3-1m-objects", "multi-protocol"] {
             let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
             guard let text = Results.readFile("/\(path)/Workloads/\(name).yaml") else { Issue.record("missing \(name)"); continue }
             let w = try Workload.parse(text, source: name)
