@@ -42,8 +42,8 @@ public enum Report {
     /// Phases shown: the measure phases when a run has any, else every phase.
     static func shownPhases(_ run: RunRecord) -> [String] {
         var seen: [String] = []
-        let measured = run.ops.contains { $0.kind == "measure" }
-        for op in run.ops where (!measured || op.kind == "measure") && !seen.contains(op.phase) { seen.append(op.phase) }
+        let measured = run.ops.contains { $0.kind == "measure" || $0.kind == "replay" }
+        for op in run.ops where (!measured || op.kind == "measure" || op.kind == "replay") && !seen.contains(op.phase) { seen.append(op.phase) }
         return seen
     }
 

@@ -289,6 +289,38 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Replays the phase's trace in order on this connection; an operation counts as an
+    /// error when its outcome is not the one the trace expects (code -5 for "succeeded where
+    /// the trace expected it to fail").
+    private func replay(_ plan: Plan, client: ClientSlot, layout: DataSet.Layout) async {
+        let t = client.target
+        let root = layout.directories[layout.ancestors]
+        let start = monotonicNanoseconds()
+        for entry in plan.phase.trace {
+            if Runner.stopRequested { break }
+            if let deadline = plan.deadline, monotonicNanoseconds() >= deadline { break }
+            if plan.phase.recordedTiming, let time = entry.time {
+                let due = start + UInt64(time * 1e9)
+                let now = monotonicNanoseconds()
+                if due > now { await loop.sleep(nanoseconds: due - now) }
+            }
+            let path = entry.path.isEmpty ? root : root + "/" + entry.path
+            var result = await client.client.perform(Operation(kind: entry.op, path: path, offset: entry.offset, length: entry.length))
+            let notFound = result.status.code == 2 || result.status.code == 404
+            switch entry.expect {
+            case .ok: break
+            case .any: if result.status != .connectionLost { result.status = .ok }
+            case .noent: result.status = notFound ? .ok : (result.status.isOK ? OpStatus(-5) : result.status)
+            }
+            if entry.op == .mkdir && result.status.code == 17 { result.status = .ok }
+            record(t, entry.op, result)
+            if result.status == .connectionLost {
+                reportLost(client, plan)
+                break
+            }
+        }
+    }
+
     /// One in-flight slot: issues the next operation as soon as the previous one ends.
     private func runSlot(_ plan: Plan, client: ClientSlot, slot: Int) async {
         let t = client.target
@@ -325,6 +357,10 @@ final class Worker: @unchecked Sendable {
                     record(t, isS3 ? .delete : .remove, await client.client.perform(Operation(kind: .remove, path: path)))
                 }
             }
+            return
+        case .replay:
+            guard slot == 0 else { return }
+            await replay(plan, client: client, layout: layout)
             return
         case .warmup, .measure:
             break

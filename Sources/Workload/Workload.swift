@@ -85,6 +85,8 @@ public struct DataSet: Sendable, Equatable {
 
 public enum PhaseKind: String, Sendable, CaseIterable {
     case prepare, warmup, measure, cleanup
+    /// Replays a trace file, in order, on one connection per target.
+    case replay
 }
 
 public enum AccessPattern: String, Sendable, CaseIterable {
@@ -112,6 +114,9 @@ public struct Phase: Sendable {
     /// Total operations per second over all connections (nil: as fast as possible).
     public var rate: Double?
     public var mix: [MixEntry]
+    /// For replay phases: the operations, and whether to keep their recorded timing.
+    public var trace: [TraceOp] = []
+    public var recordedTiming = false
 }
 
 // MARK: Parsing
@@ -266,13 +271,13 @@ struct Reader {
         var phases: [Phase] = []
         for (i, item) in items.enumerated() {
             let key = "phases[\(i)]"
-            let m = try mapping(item, key, allowed: ["name", "kind", "duration", "operations", "clients", "in_flight", "rate", "mix"])
+            let m = try mapping(item, key, allowed: ["name", "kind", "duration", "operations", "clients", "in_flight", "rate", "mix", "trace", "timing"])
             var kind: PhaseKind
             let name = try opt(m["name"]) { n throws(WorkloadError) in try string(n, key + ".name") }
             if let (k, _) = m["kind"] {
                 let text = try string(k, key + ".kind")
                 guard let parsed = PhaseKind(rawValue: text.replacingOccurrences("-", "")) else {
-                    throw fail(k, key + ".kind", "unknown phase kind '\(text)'; expected prepare, warmup, measure or cleanup")
+                    throw fail(k, key + ".kind", "unknown phase kind '\(text)'; expected prepare, warmup, measure, cleanup or replay")
                 }
                 kind = parsed
             } else if let name, let parsed = PhaseKind(rawValue: name.replacingOccurrences("-", "")) {
@@ -287,12 +292,28 @@ struct Reader {
                 guard phaseDuration != nil || operations != nil else { throw fail(item, key, "a \(kind.rawValue) phase needs 'duration' or 'operations'") }
                 guard let phaseMix, !phaseMix.isEmpty else { throw fail(item, key, "a \(kind.rawValue) phase needs a 'mix' (here or at the top level)") }
             }
+            var trace: [TraceOp] = []
+            var recorded = false
+            if kind == .replay {
+                guard let (t, _) = m["trace"] else { throw fail(item, key, "a replay phase needs 'trace' (a trace file, relative to the workload file)") }
+                let name = try string(t, key + ".trace")
+                let path = name.hasPrefix("/") ? name : (source.contains("/") ? String(source[..<source.lastIndex(of: "/")!]) + "/" : "") + name
+                guard let text = Results.readFile(path) else { throw fail(t, key + ".trace", "cannot read the trace file \(path)") }
+                trace = try Trace.parse(text, source: path)
+                if let (tm, _) = m["timing"] {
+                    switch try string(tm, key + ".timing") {
+                    case "asap": recorded = false
+                    case "recorded": recorded = true
+                    case let other: throw fail(tm, key + ".timing", "expected asap or recorded, found '\(other)'")
+                    }
+                }
+            }
             phases.append(Phase(
                 name: name ?? kind.rawValue, kind: kind, duration: phaseDuration, operations: operations,
                 clients: try opt(m["clients"]) { n throws(WorkloadError) in try integer(n, key + ".clients", minimum: 1) } ?? defaultClients,
                 inFlight: try opt(m["in_flight"]) { n throws(WorkloadError) in try integer(n, key + ".in_flight", minimum: 1) } ?? defaultInFlight,
                 rate: try opt(m["rate"]) { n throws(WorkloadError) in try number(n, key + ".rate") } ?? defaultRate,
-                mix: phaseMix ?? []))
+                mix: phaseMix ?? [], trace: trace, recordedTiming: recorded))
         }
         return Workload(name: name, seed: seed, targets: targets, dataset: dataset, phases: phases, threads: threads)
     }

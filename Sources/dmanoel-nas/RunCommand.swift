@@ -189,3 +189,51 @@ struct ReportCommand: ParsableCommand {
         }
     }
 }
+
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Convert a trace into the replay format of workload files.",
+        subcommands: [FromDBench.self])
+
+    struct FromDBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "from-dbench",
+            abstract: "Convert a dbench 4 load file (e.g. /usr/share/dbench/client.txt) into a trace.",
+            discussion: """
+                Open file numbers become paths; \\clients\\ is dropped from paths, which become \
+                relative to the replaying workload's data-set root. Calls with no operation in \
+                the vocabulary (Rename, LockX, SET_FILE_INFORMATION, Deltree, ...) are left out \
+                and counted on standard error.
+                """)
+
+        @Argument(help: ArgumentHelp("The dbench load file.", valueName: "loadfile"))
+        var loadfile: String
+
+        @Option(help: ArgumentHelp("Stop after this many operations.", valueName: "n"))
+        var limit: Int?
+
+        @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the trace here instead of standard output.", valueName: "file"))
+        var output: String?
+
+        func run() throws {
+            guard let text = Results.readFile(loadfile) else {
+                writeError("dmanoel-nas trace: cannot read \(loadfile)")
+                throw ExitCode(1)
+            }
+            let (ops, skipped) = Trace.fromDBench(text, limit: limit)
+            let body = "# converted from the dbench load file \(loadfile) by `dmanoel-nas trace from-dbench`\n"
+                + ops.map(\.line).joined(separator: "\n") + "\n"
+            if let output {
+                guard Results.writeFile(output, body) else {
+                    writeError("dmanoel-nas trace: cannot write \(output)")
+                    throw ExitCode(1)
+                }
+            } else {
+                print(body, terminator: "")
+            }
+            let left = skipped.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            writeError("dmanoel-nas trace: \(ops.count) operations\(left.isEmpty ? "" : "; left out: " + left)")
+        }
+    }
+}

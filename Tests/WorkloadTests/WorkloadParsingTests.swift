@@ -170,3 +170,49 @@ struct TargetTests {
         #expect(throws: LoadClientError.self) { try Target.parse("127.0.0.1:2049") }
     }
 }
+
+@Suite("Traces")
+struct TraceTests {
+    @Test func parsesTheReplayFormat() throws {
+        let ops = try Trace.parse("# c\n@0.5 write a/b 4096 512 # x\nlookup a/c !noent\nreaddir a\n", source: "t")
+        #expect(ops == [
+            TraceOp(time: 0.5, op: .write, path: "a/b", offset: 4096, length: 512),
+            TraceOp(op: .lookup, path: "a/c", expect: .noent),
+            TraceOp(op: .readdir, path: "a"),
+        ])
+        #expect(ops.map(\.line) == ["@0.5 write a/b 4096 512", "lookup a/c !noent", "readdir a"])
+        do {
+            _ = try Trace.parse("stat a\nstat a 1 2 3 4\n", source: "t.trace")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.hasPrefix("t.trace:2: expected [@SECONDS] OP PATH"))
+        }
+    }
+
+    @Test func dbenchFileNumbersBecomePaths() {
+        let load = """
+            NTCreateX "\\clients\\client1\\x.doc" 0x40 0x5 7 NT_STATUS_OK
+            WriteX 7 0 100 100 NT_STATUS_OK
+            Close 7 NT_STATUS_OK
+            ReadX 7 0 100 100 NT_STATUS_OK
+            LockX 7 0 1 NT_STATUS_OK
+            """
+        let (ops, skipped) = Trace.fromDBench(load)
+        #expect(ops == [TraceOp(op: .create, path: "client1/x.doc"), TraceOp(op: .write, path: "client1/x.doc", offset: 0, length: 100)])
+        // The read after Close has no open file to name: it is counted as left out.
+        #expect(skipped == ["ReadX": 1, "LockX": 1])
+    }
+
+    @Test func replayPhasesReadTheirTraceBesideTheWorkload() throws {
+        let dir = "/tmp/dmanoel-trace-test-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { unlink(dir + "/t.trace"); rmdir(dir) }
+        #expect(Results.writeFile(dir + "/t.trace", "stat a\n"))
+        let w = try Workload.parse("phases:\n  - {kind: replay, trace: t.trace, timing: recorded}\n", source: dir + "/w.yaml")
+        #expect(w.phases[0].trace == [TraceOp(op: .stat, path: "a")])
+        #expect(w.phases[0].recordedTiming)
+        #expect(throws: WorkloadError.self) { try Workload.parse("phases:\n  - {kind: replay}\n", source: dir + "/w.yaml") }
+    }
+}
+
+import Glibc

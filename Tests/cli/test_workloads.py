@@ -56,20 +56,25 @@ def read_results(path: pathlib.Path):
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda p: p.stem)
 def test_shipped_workload_runs_without_errors_and_reports(nas_bin, server, tmp_path, workload):
     out = tmp_path / "out"
-    result = run(nas_bin, "run", workload, *target_args(workload, server.settings), "--duration", "1",
-                 "--set", "phases.warmup.duration=300ms", "--output", out)
+    replay = "kind: replay" in workload.read_text()
+    shorten = [] if replay else ["--duration", "1", "--set", "phases.warmup.duration=300ms"]
+    result = run(nas_bin, "run", workload, *target_args(workload, server.settings), *shorten, "--output", out)
     assert result.returncode == 0, result.stderr
     lines = read_results(out / "results.jsonl")
     phases = [l for l in lines if l["type"] == "phase"]
-    assert [p["kind"] for p in phases] == ["prepare", "warmup", "measure", "cleanup"]
-    measure = [l for l in lines if l["type"] == "op" and l["kind"] == "measure"]
+    if replay:
+        assert [p["kind"] for p in phases] == ["prepare", "replay", "replay", "cleanup"]
+    else:
+        assert [p["kind"] for p in phases] == ["prepare", "warmup", "measure", "cleanup"]
+    measure = [l for l in lines if l["type"] == "op" and l["kind"] in ("measure", "replay")]
     assert measure, lines
     for op in measure:
         assert op["count"] > 0, op
         assert op["errors"] == 0, (op["op"], op["error_codes"], op["count"], result.stderr, server.log_text()[-1500:])
         assert sum(c for _, c in op["buckets"]) == op["count"]
         assert op["p50_us"] <= op["p99_us"] <= op["max_us"]
-        assert 0.8 < op["seconds"] < 1.5
+        if not replay:
+            assert 0.8 < op["seconds"] < 1.5
     # Prepare and cleanup must succeed too (the data set is made and removed again).
     for p in phases:
         assert p["errors"] == 0, [(l["op"], l["error_codes"]) for l in lines if l["type"] == "op" and l["errors"]]
@@ -78,13 +83,16 @@ def test_shipped_workload_runs_without_errors_and_reports(nas_bin, server, tmp_p
     report = run(nas_bin, "report", out)
     assert report.returncode == 0, report.stderr
     rows = {}
+    phase = None
     for line in report.stdout.splitlines():
+        if line.startswith("### Phase "):
+            phase = line.split()[2]
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 11 and cells[0] in {op["op"] for op in measure}:
-            rows[(cells[0], cells[1])] = cells
-    assert set(rows) == {(op["op"], op["target"]) for op in measure}, report.stdout
+            rows[(phase, cells[0], cells[1])] = cells
+    assert set(rows) == {(op["phase"], op["op"], op["target"]) for op in measure}, report.stdout
     for op in measure:
-        cells = rows[(op["op"], op["target"])]
+        cells = rows[(op["phase"], op["op"], op["target"])]
         assert int(cells[2]) == op["count"]
         assert float(cells[3]) == pytest.approx(op["ops_per_s"], abs=0.1)
         assert float(cells[4]) == pytest.approx(op["mb_per_s"], abs=0.01)
@@ -253,3 +261,55 @@ def test_s3_client_interoperates_with_seaweedfs(nas_bin, tmp_path):
             assert phase["errors"] == 0 and phase["count"] > 0, phase
     finally:
         weed.stop()
+
+
+def test_dbench_load_file_converts_and_replays(nas_bin, server, tmp_path):
+    # A few lines in dbench 4's load-file format (the real one: /usr/share/dbench/client.txt).
+    load = tmp_path / "client.txt"
+    load.write_text("\n".join([
+        'Deltree "\\clients\\client1" NT_STATUS_OK',
+        'Mkdir "\\clients" NT_STATUS_OK',
+        'NTCreateX "\\clients\\client1" 0x1 0x2 16385 NT_STATUS_OK',
+        'Close 16385 NT_STATUS_OK',
+        'NTCreateX "\\clients\\client1\\mixfile" 0x40 0x1 9935 NT_STATUS_OBJECT_NAME_NOT_FOUND',
+        'NTCreateX "\\clients\\client1\\a.doc" 0x40 0x5 9938 NT_STATUS_OK',
+        'WriteX 9938 0 65536 65536 NT_STATUS_OK',
+        'ReadX 9938 0 4096 4096 NT_STATUS_OK',
+        'QUERY_FILE_INFORMATION 9938 258 NT_STATUS_OK',
+        'Flush 9938 NT_STATUS_OK',
+        'Close 9938 NT_STATUS_OK',
+        'QUERY_PATH_INFORMATION "\\clients\\client1\\a.doc" 1004 NT_STATUS_OK',
+        'FIND_FIRST "\\clients\\client1\\*" 260 1366 0 NT_STATUS_OK',
+        'Rename "\\clients\\client1\\a.doc" "\\clients\\client1\\b.doc" NT_STATUS_OK',
+        'Unlink "\\clients\\client1\\a.doc" 0x6 NT_STATUS_OK',
+    ]) + "\n")
+    trace = tmp_path / "client.trace"
+    conv = run(nas_bin, "trace", "from-dbench", load, "--output", trace)
+    assert conv.returncode == 0, conv.stderr
+    assert "10 operations; left out: Deltree ×1, Mkdir ×1, Rename ×1" in conv.stderr
+    ops = [l for l in trace.read_text().splitlines() if not l.startswith("#")]
+    assert ops == ["mkdir client1 !any", "lookup client1/mixfile !noent", "create client1/a.doc",
+                   "write client1/a.doc 0 65536", "read client1/a.doc 0 4096", "stat client1/a.doc !any",
+                   "commit client1/a.doc !any", "stat client1/a.doc", "readdir client1 !any", "remove client1/a.doc"]
+    workload = tmp_path / "replay.yaml"
+    workload.write_text(f"""name: dbench
+target: nfs3://127.0.0.1:{server.settings['nfs_port']}/memfs
+dataset: {{root: dbench-replay, depth: 0, files_per_dir: 1, file_size: 1KiB}}
+phases:
+  - kind: prepare
+  - {{kind: replay, trace: client.trace}}
+""")
+    out = tmp_path / "out"
+    result = run(nas_bin, "run", workload, "--output", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = read_results(out / "results.jsonl")
+    replay = next(l for l in lines if l["type"] == "phase" and l["kind"] == "replay")
+    assert replay["count"] == 10 and replay["errors"] == 0, lines
+
+
+def test_bad_trace_line_is_named(nas_bin, tmp_path):
+    (tmp_path / "t.trace").write_text("stat a\nfly a/b\n")
+    (tmp_path / "w.yaml").write_text("target: nfs3://127.0.0.1:9/x\nphases:\n  - {kind: replay, trace: t.trace}\n")
+    result = run(nas_bin, "run", tmp_path / "w.yaml", "--output", tmp_path / "out")
+    assert result.returncode == 1
+    assert "t.trace:2: unknown operation 'fly'" in result.stderr, result.stderr
