@@ -50,6 +50,15 @@ public enum Results {
         return JSONValue.object(object).serialized(pretty: false)
     }
 
+    /// One sample of the running phase's totals (the results' time series).
+    public static func intervalLine(_ p: Runner.Progress) -> String {
+        let o: JSONObject = [
+            "type": "interval", "phase": .string(p.phase), "t": .number((p.elapsed * 1000).rounded() / 1000),
+            "count": .number(Double(p.ops)), "errors": .number(Double(p.errors)), "bytes": .number(Double(p.bytes)),
+        ]
+        return JSONValue.object(o).serialized(pretty: false)
+    }
+
     /// The phase line and one line per (target, op).
     public static func lines(_ phase: PhaseResult, targets: [Target]) -> [String] {
         let total = phase.total

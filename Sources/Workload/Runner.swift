@@ -131,7 +131,7 @@ public final class Runner: @unchecked Sendable {
                 done[w].set(true)
             }
         }
-        let reporting = onProgress != nil && (plan.phase.kind == .warmup || plan.phase.kind == .measure)
+        let reporting = onProgress != nil && plan.phase.kind != .prepare && plan.phase.kind != .cleanup
         for d in done {
             while d.wait(seconds: reporting ? progressInterval : nil) == nil {
                 var sample = Progress(phase: plan.phase.name, elapsed: Double(monotonicNanoseconds() - start) / 1e9,

@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a key of the file (repeatable): phases.measure.duration=30s, dataset.file_size=1MiB, clients=4.", valueName: "key=value"))
     var overrides: [String] = []
 
-    @Option(help: ArgumentHelp("Seconds between progress lines while a phase runs (0: none).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds between progress lines and interval samples in the results while a phase runs (0: none).", valueName: "seconds"))
     var interval = 1.0
 
     @Flag(help: "Print nothing but errors.")
@@ -82,11 +82,17 @@ struct RunCommand: ParsableCommand {
                   + "\(Report.fixed(Double(total.count) / max(phase.seconds, 1e-9), 1)) ops/s, "
                   + "\(Report.fixed(Double(total.bytes) / max(phase.seconds, 1e-9) / 1e6, 2)) MB/s, \(total.errors) errors")
         }
-        if !quiet && interval > 0 {
+        if interval > 0 {
             runner.progressInterval = interval
             var last = (elapsed: 0.0, ops: UInt64(0), bytes: UInt64(0), phase: "")
             runner.onProgress = { p in
                 if p.phase != last.phase { last = (0, 0, 0, p.phase) }
+                // The time series: totals so far at each interval, in the result file too.
+                lines.append(Results.intervalLine(p))
+                guard !quiet else {
+                    last = (p.elapsed, p.ops, p.bytes, p.phase)
+                    return
+                }
                 let span = max(p.elapsed - last.elapsed, 1e-9)
                 let now = Double(p.ops - last.ops) / span
                 let mbNow = Double(p.bytes - last.bytes) / span / 1e6

@@ -196,6 +196,10 @@ def test_overrides_rate_limit_and_progress_lines(nas_bin, server, tmp_path):
     # 400 ops/s for 1.5 s, paced per slot: about 600 operations, never a burst far above.
     assert 480 <= measure["count"] <= 640, measure
     assert measure["errors"] == 0
+    samples = [l for l in lines if l["type"] == "interval" and l["phase"] == "measure"]
+    assert len(samples) >= 2
+    assert [s["count"] for s in samples] == sorted(s["count"] for s in samples)
+    assert samples[-1]["count"] <= measure["count"]
     progress = [l for l in result.stdout.splitlines() if l.startswith("  measure ")]
     assert len(progress) >= 2, result.stdout
     assert re.match(r"  measure \d+\.\d/1\.5 s: \d+ ops/s now, \d+ avg, [\d.]+ MB/s, 0 errors", progress[0]), progress
