@@ -38,7 +38,20 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     private func mount() async throws(LoadClientError) {
-        let reply = await rpc.call(program: Self.mountProgram, version: 3, procedure: 1, capacity: XDREncoder.opaqueSize(target.root.utf8.count)) { e in
+        // MOUNT on its own port (nfs-ganesha, knfsd) goes over a short-lived second connection.
+        var mountRPC = rpc
+        if let mountPort = target.mountPort, mountPort != target.port {
+            let separate = RPCClientHandler()
+            do {
+                let connection = try loop.connect(host: target.host, port: mountPort) { _ in separate }
+                separate.attach(connection)
+            } catch {
+                throw LoadClientError("\(target): MOUNT port: \(error)")
+            }
+            mountRPC = separate
+        }
+        defer { if mountRPC !== rpc { mountRPC.connection?.close() } }
+        let reply = await mountRPC.call(program: Self.mountProgram, version: 3, procedure: 1, capacity: XDREncoder.opaqueSize(target.root.utf8.count)) { e in
             e.string(target.root)
         }
         defer { reply.release() }

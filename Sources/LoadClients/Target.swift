@@ -9,6 +9,8 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
     public var accessKey: String
     public var secretKey: String
     public var region: String
+    /// NFS: the MOUNT port when it is not the NFS port (`?mountport=N`, e.g. nfs-ganesha's 20048).
+    public var mountPort: Int?
 
     public init(kind: Kind, host: String, port: Int, root: String, accessKey: String = "", secretKey: String = "", region: String = "us-east-1") {
         self.kind = kind
@@ -23,7 +25,7 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
     /// The URL without the secret key.
     public var description: String {
         switch kind {
-        case .nfs3: "nfs3://\(hostPort)\(root)"
+        case .nfs3: "nfs3://\(hostPort)\(root)" + (mountPort.map { "?mountport=\($0)" } ?? "")
         case .s3: "s3://\(accessKey.isEmpty ? "" : accessKey + "@")\(hostPort)/\(root)"
         }
     }
@@ -50,6 +52,17 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
             } else {
                 accessKey = percentDecode(userinfo)
             }
+        }
+        var mountPort: Int?
+        if let question = rest.firstIndex(of: "?") {
+            for item in rest[rest.index(after: question)...].split(separator: "&") {
+                let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2, kv[0] == "mountport", kind == .nfs3, let p = Int(kv[1]), p > 0, p < 65536 else {
+                    throw LoadClientError("target '\(text)': unknown or bad parameter '\(item)' (nfs3 URLs take ?mountport=PORT)")
+                }
+                mountPort = p
+            }
+            rest = rest[..<question]
         }
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
@@ -78,7 +91,9 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .nfs3:
             guard path.count > 1 else { throw LoadClientError("target '\(text)': no export path; \(usage)") }
-            return Target(kind: .nfs3, host: String(host), port: port, root: path)
+            var target = Target(kind: .nfs3, host: String(host), port: port, root: path)
+            target.mountPort = mountPort
+            return target
         case .s3:
             let bucket = path.split(separator: "/").first.map(String.init) ?? ""
             guard !bucket.isEmpty else { throw LoadClientError("target '\(text)': no bucket; \(usage)") }

@@ -168,6 +168,11 @@ struct TargetTests {
         #expect(throws: LoadClientError.self) { try Target.parse("s3://127.0.0.1:9000/bucket") }
         #expect(throws: LoadClientError.self) { try Target.parse("nfs3://127.0.0.1:99999/x") }
         #expect(throws: LoadClientError.self) { try Target.parse("127.0.0.1:2049") }
+        var ganesha = Target(kind: .nfs3, host: "127.0.0.1", port: 2049, root: "/bench")
+        ganesha.mountPort = 20048
+        #expect(try Target.parse("nfs3://127.0.0.1:2049/bench?mountport=20048") == ganesha)
+        #expect(ganesha.description == "nfs3://127.0.0.1:2049/bench?mountport=20048")
+        #expect(throws: LoadClientError.self) { try Target.parse("nfs3://127.0.0.1/x?version=4") }
     }
 }
 
