@@ -178,7 +178,22 @@ public enum Report {
             }
             out += "</table>\n"
         }
-        out += "<h2>Percentile ladder</h2>\n" + svg(series) + "\n</body></html>\n"
+        out += "<h2>Percentile ladder</h2>\n" + svg(series) + "\n"
+        var rates: [(String, [(Double, Double)])] = []
+        for run in runs {
+            for phase in shownPhases(run) {
+                let samples = run.intervals.filter { $0.phase == phase }
+                var points: [(Double, Double)] = []
+                var previous = (t: 0.0, count: UInt64(0))
+                for s in samples where s.t > previous.t {
+                    points.append((s.t, Double(s.count - min(s.count, previous.count)) / (s.t - previous.t)))
+                    previous = (s.t, s.count)
+                }
+                if !points.isEmpty { rates.append(("\(runs.count > 1 ? run.label + " " : "")\(phase)", points)) }
+            }
+        }
+        if !rates.isEmpty { out += "<h2>Operations per second over time</h2>\n" + timeSeries(rates) + "\n" }
+        out += "</body></html>\n"
         return out
     }
 
@@ -217,6 +232,33 @@ public enum Report {
             let color = colors[i % colors.count]
             let points = fractions.map { f in "\(fixed(x(f), 1)),\(fixed(y(Double(h.percentile(f))), 1))" }.joined(separator: " ")
             out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points)\"/>"
+            let ly = top + 12 + Double(i) * 14
+            out += "<line x1=\"\(left + plotW + 10)\" x2=\"\(left + plotW + 25)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(color)\" stroke-width=\"2\"/>"
+            out += "<text x=\"\(left + plotW + 30)\" y=\"\(ly)\">\(escape(String(label.prefix(34))))</text>"
+        }
+        return out + "</svg>"
+    }
+
+    /// ops/s against seconds into the phase, one line per run and phase (from `interval` lines).
+    static func timeSeries(_ series: [(String, [(Double, Double)])]) -> String {
+        let width = 760.0, height = 300.0, left = 70.0, right = 230.0, top = 20.0, bottom = 45.0
+        let plotW = width - left - right, plotH = height - top - bottom
+        let maxT = max(series.flatMap { $0.1.map(\.0) }.max() ?? 1, 1e-3)
+        let maxY = max(series.flatMap { $0.1.map(\.1) }.max() ?? 1, 1) * 1.1
+        func x(_ t: Double) -> Double { left + t / maxT * plotW }
+        func y(_ v: Double) -> Double { top + plotH - v / maxY * plotH }
+        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-size=\"11\">"
+        out += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plotW)\" height=\"\(plotH)\" fill=\"none\" stroke=\"#999\"/>"
+        for i in 0...4 {
+            let v = maxY * Double(i) / 4
+            out += "<text x=\"\(left - 5)\" y=\"\(fixed(y(v) + 4, 1))\" text-anchor=\"end\">\(fixed(v, 0))</text>"
+            let t = maxT * Double(i) / 4
+            out += "<text x=\"\(fixed(x(t), 1))\" y=\"\(top + plotH + 15)\" text-anchor=\"middle\">\(fixed(t, 1)) s</text>"
+        }
+        for (i, (label, points)) in series.enumerated() {
+            let color = colors[i % colors.count]
+            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"" + points.map { "\(fixed(x($0.0), 1)),\(fixed(y($0.1), 1))" }.joined(separator: " ") + "\"/>"
             let ly = top + 12 + Double(i) * 14
             out += "<line x1=\"\(left + plotW + 10)\" x2=\"\(left + plotW + 25)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(color)\" stroke-width=\"2\"/>"
             out += "<text x=\"\(left + plotW + 30)\" y=\"\(ly)\">\(escape(String(label.prefix(34))))</text>"

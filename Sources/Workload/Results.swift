@@ -26,6 +26,8 @@ public struct RunRecord: Sendable {
     public var workload: String
     public var targets: [String]
     public var ops: [OpRecord]
+    /// The time series: per phase, (seconds since the phase began, operations so far).
+    public var intervals: [(phase: String, t: Double, count: UInt64)] = []
 }
 
 /// Writes and reads result files: JSON lines, one object per line, `type` run / phase / op.
@@ -121,6 +123,10 @@ public enum Results {
             case "run":
                 run.workload = value["workload"]?.stringValue ?? ""
                 run.targets = value["targets"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            case "interval":
+                if let phase = value["phase"]?.stringValue, let t = value["t"]?.doubleValue, let c = value["count"]?.doubleValue {
+                    run.intervals.append((phase, t, UInt64(c)))
+                }
             case "op":
                 let buckets: [(index: Int, count: UInt64)] = (value["buckets"]?.arrayValue ?? []).compactMap { pair in
                     guard let i = pair[0]?.intValue, let c = pair[1]?.doubleValue else { return nil }
