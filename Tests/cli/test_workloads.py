@@ -126,6 +126,10 @@ def test_report_compares_runs_and_writes_html(nas_bin, server, tmp_path):
     assert text.startswith("<!DOCTYPE html>") and "<svg" in text
     # One percentile ladder per run and op, one ops/s-over-time line per run's measure phase.
     assert text.count("<polyline") == 4 and "Operations per second over time" in text
+    # No browser here (no Chromium): at least every plot must be well-formed SVG.
+    import xml.dom.minidom
+    for svg in re.findall(r"<svg.*?</svg>", text, re.S):
+        xml.dom.minidom.parseString(svg)
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
