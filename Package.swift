@@ -89,6 +89,13 @@ let package = Package(
             ],
             swiftSettings: fastSettings
         ),
+        // Load clients (NFSv3, S3) on the runtime's loops, and the workload engine and reports.
+        .target(name: "LoadClients", dependencies: ["Runtime", "ONCRPC", "Crypto"], swiftSettings: fastSettings),
+        .target(
+            name: "Workload",
+            dependencies: ["LoadClients", "Runtime", "JSON", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: fastSettings
+        ),
         .target(
             name: "Console",
             dependencies: ["Server", "Runtime", "CNcurses"],
@@ -97,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "dmanoel-nas",
             dependencies: [
-                "Server", "Console", "Runtime",
+                "Server", "Console", "Runtime", "LoadClients", "Workload",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,6 +130,7 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
         .testTarget(name: "NFS4Tests", dependencies: ["NFS4", "NFS3", "ONCRPC", "VFS", "MemFS", "Runtime"]),
+        .testTarget(name: "WorkloadTests", dependencies: ["Workload", "LoadClients", "Runtime"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )

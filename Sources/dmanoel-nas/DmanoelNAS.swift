@@ -8,7 +8,7 @@ struct DmanoelNAS: ParsableCommand {
         commandName: "dmanoel-nas",
         abstract: "A userspace NFS / SMB / S3 server with a live performance console.",
         version: BuildInfo.version,
-        subcommands: [ServeCommand.self, ConsoleCommand.self, ConfigCommand.self],
+        subcommands: [ServeCommand.self, ConsoleCommand.self, ConfigCommand.self, RunCommand.self, ReportCommand.self, TraceCommand.self],
         defaultSubcommand: nil
     )
 }

@@ -600,7 +600,8 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Connections (loop thread)
 
     /// Takes ownership of a connected, non-blocking socket and serves it on this loop.
-    func adopt(fd: Int32, peer: String, factory: ConnectionFactory, limiter: ConnectionLimiter? = nil) {
+    @discardableResult
+    func adopt(fd: Int32, peer: String, factory: ConnectionFactory, limiter: ConnectionLimiter? = nil) -> Connection? {
         let slot: Int
         if let free = freeConnectionSlots.popLast() { slot = free } else {
             connections.append(nil)
@@ -618,11 +619,12 @@ public final class EventLoop: @unchecked Sendable {
                 freeConnectionSlots.append(slot)
                 limiter?.release(ConnectionLimiter.host(of: peer))
                 Glibc.close(fd)
-                return
+                return nil
             }
         }
         connection.handler = factory(connection)
         connection.startReceiving()
+        return connection
     }
 
     func remove(_ connection: Connection) {
