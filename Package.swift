@@ -71,10 +71,12 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["Runtime"], swiftSettings: fastSettings),
         .target(name: "Crypto", dependencies: ["COpenSSL"], swiftSettings: fastSettings),
         .target(name: "S3", dependencies: ["HTTP", "VFS", "Crypto", "Runtime"], swiftSettings: fastSettings),
+        // SMB2/SMB3 on the runtime's loops and the VFS.
+        .target(name: "SMB", dependencies: ["Runtime", "VFS", "Crypto"], swiftSettings: fastSettings),
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "HTTP", "S3", "SMB",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
+        .testTarget(name: "SMBTests", dependencies: ["SMB", "Crypto", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )
