@@ -65,6 +65,8 @@ extension SMBConnection {
     func create(_ request: inout SMB2Request, reply: SMBReply) async throws(NTStatus) {
         let reader = request.reader
         guard try reader.u16(at: 64) == 57, let session = request.session, let tree = request.tree else { throw .invalidParameter }
+        // Anonymous, identification, impersonation, delegation: nothing else exists.
+        guard try reader.u32(at: 68) <= 3 else { throw .badImpersonationLevel }
         let desired = try reader.u32(at: 88)
         let dispositionRaw = try reader.u32(at: 100)
         let options = try reader.u32(at: 104)
@@ -74,6 +76,8 @@ extension SMBConnection {
         let contextsLength = Int(try reader.u32(at: 116))
         guard let disposition = Disposition(rawValue: dispositionRaw) else { throw .invalidParameter }
         let path = nameLength == 0 ? "" : try reader.utf16(at: nameOffset, count: nameLength)
+        // Names are relative to the share; Windows refuses a leading backslash.
+        if path.hasPrefix("\\") && !tree.isIPC { throw .invalidParameter }
         let contexts = contextsLength == 0 ? [:] : try Self.createContexts(reader, offset: contextsOffset, length: contextsLength)
         guard opens.count < Self.maxOpens else { throw .insufficientResources }
         if options & CreateOption.directory != 0 && options & CreateOption.nonDirectory != 0 { throw .invalidParameter }
@@ -141,11 +145,20 @@ extension SMBConnection {
                                                        attributes: SetAttributes(mode: directoryWanted ? 0o755 : 0o644), credentials: credentials)
                     handle = created.handle
                     attributes = created.attributes
+                    action = CreateAction.created
                 } catch {
-                    throw NTStatus(error)
+                    // Someone else created it between the lookup and here: open theirs when
+                    // the disposition allows it.
+                    guard error == .exists, disposition == .openIf || disposition == .overwriteIf || disposition == .supersede,
+                          let (existing, existingAttributes) = try? await vfs.lookup(directory, name: leaf, mask: SMBFileInfo.mask, credentials: credentials)
+                    else { throw NTStatus(error) }
+                    handle = existing
+                    attributes = existingAttributes
+                    if directoryWanted && attributes.type != .directory { throw .notADirectory }
+                    if options & CreateOption.nonDirectory != 0 && attributes.type == .directory { throw .fileIsADirectory }
+                    action = CreateAction.opened
                 }
                 if !attributes.valid.contains(.mtime) { attributes = try await getattr(handle) }
-                action = CreateAction.created
             }
         }
         if wantsMaximum { access |= tree.readOnly ? Self.readAccess : SMBAccess.all }

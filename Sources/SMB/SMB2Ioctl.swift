@@ -12,6 +12,8 @@ extension SMBConnection {
         static let queryNetworkInterfaces: UInt32 = 0x0014_01FC
         static let dfsGetReferrals: UInt32 = 0x0006_0194
         static let dfsGetReferralsEx: UInt32 = 0x0006_01B0
+        static let createOrGetObjectID: UInt32 = 0x0009_00C0
+        static let getObjectID: UInt32 = 0x0009_009C
     }
 
     func ioctl(_ request: inout SMB2Request, reply: SMBReply) async throws(NTStatus) {
@@ -39,9 +41,19 @@ extension SMBConnection {
             respondIoctl(request, reply: reply, status: status, code: code, fileID: fileIDBytes, output: output)
         case ControlCode.dfsGetReferrals, ControlCode.dfsGetReferralsEx:
             throw .notFound
+        case ControlCode.createOrGetObjectID, ControlCode.getObjectID:
+            // The object ID is the file's id; the rest of FILE_OBJECTID_BUFFER is zero.
+            let open = try open(request, at: 72)
+            guard open.pipe == nil else { throw .invalidDeviceRequest }
+            let attributes = try await getattr(open.handle)
+            let output = Bytes.le64(attributes.fileid) + Bytes.le64(UInt64(open.handle.mountID)) + [UInt8](repeating: 0, count: 48)
+            guard maxOutput >= output.count else { throw .bufferTooSmall }
+            respondIoctl(request, reply: reply, code: code, fileID: fileIDBytes, output: output)
         case ControlCode.queryNetworkInterfaces, ControlCode.pipeWait:
             throw .notSupported
         default:
+            // A handle that names nothing is the first thing wrong with the request.
+            _ = try open(request, at: 72)
             if let tree = request.tree, tree.isIPC { throw .notSupported }
             throw .invalidDeviceRequest
         }

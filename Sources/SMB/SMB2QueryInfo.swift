@@ -27,12 +27,44 @@ extension SMBConnection {
         static let all: UInt8 = 18
         static let allocation: UInt8 = 19
         static let endOfFile: UInt8 = 20
+        static let alternateName: UInt8 = 21
         static let stream: UInt8 = 22
         static let compression: UInt8 = 28
         static let networkOpen: UInt8 = 34
         static let attributeTag: UInt8 = 35
         static let normalizedName: UInt8 = 48
         static let dispositionEx: UInt8 = 64
+    }
+
+    /// The fixed part of each class (MS-FSCC): a buffer smaller than this is
+    /// INFO_LENGTH_MISMATCH; one that holds it but not the variable part gets what fits and
+    /// STATUS_BUFFER_OVERFLOW.
+    static func fixedSize(infoType: UInt8, infoClass: UInt8) -> Int {
+        if infoType == InfoType.fileSystem {
+            switch infoClass {
+            case 1: return 24
+            case 3: return 24
+            case 4: return 8
+            case 5: return 16
+            case 6: return 48
+            case 7: return 32
+            case 8: return 64
+            case 11: return 28
+            default: return 0
+            }
+        }
+        switch infoClass {
+        case FileClass.basic: return 40
+        case FileClass.standard: return 24
+        case FileClass.internal, FileClass.position, FileClass.attributeTag: return 8
+        case FileClass.ea, FileClass.access, FileClass.mode, FileClass.alignment: return 4
+        case FileClass.all: return 104
+        case FileClass.alternateName, FileClass.name, FileClass.normalizedName: return 8
+        case FileClass.stream: return 32
+        case FileClass.compression: return 16
+        case FileClass.networkOpen: return 56
+        default: return 0
+        }
     }
 
     func queryInfo(_ request: inout SMB2Request, reply: SMBReply) async throws(NTStatus) {
@@ -61,14 +93,12 @@ extension SMBConnection {
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 8)
         defer { scratch.deallocate() }
         var writer = SMBWriter(scratch, capacity: scratchSize)
-        var fixedSize = true
         switch infoType {
         case InfoType.file:
-            fixedSize = try encodeFileInfo(&writer, infoClass, open: open, attributes: attributes)
+            _ = try encodeFileInfo(&writer, infoClass, open: open, attributes: attributes)
         case InfoType.fileSystem:
-            fixedSize = try encodeFileSystemInfo(&writer, infoClass, open: open, request: request, stats: stats)
+            _ = try encodeFileSystemInfo(&writer, infoClass, open: open, request: request, stats: stats)
         case InfoType.security:
-            fixedSize = false
             Self.encodeSecurityDescriptor(&writer, attributes: attributes, additional: additional)
         default:
             throw .invalidInfoClass
@@ -77,7 +107,9 @@ extension SMBConnection {
         var status = NTStatus.success
         var count = produced
         if produced > outputLength {
-            if fixedSize { throw .infoLengthMismatch }
+            if infoType != InfoType.security && outputLength < max(1, Self.fixedSize(infoType: infoType, infoClass: infoClass)) {
+                throw .infoLengthMismatch
+            }
             if infoType == InfoType.security {
                 // The client asks again with the size this reports.
                 let needed = produced
@@ -116,7 +148,7 @@ extension SMBConnection {
         case FileClass.access:
             writer.u32(open.access)
         case FileClass.position:
-            writer.u64(0)
+            writer.u64(open.position)
         case FileClass.mode:
             writer.u32(0)
         case FileClass.alignment:
@@ -127,12 +159,17 @@ extension SMBConnection {
             writer.u64(attributes.fileid)
             writer.u32(0)             // EA size
             writer.u32(open.access)
-            writer.u64(0)             // position
+            writer.u64(open.position)
             writer.u32(0)             // mode
             writer.u32(0)             // alignment
             let name = "\\" + open.path
             writer.u32(UInt32(name.utf16.count * 2))
             writer.utf16(name)
+            return false
+        case FileClass.alternateName:
+            // No 8.3 names are generated: the short name is the name itself.
+            writer.u32(UInt32(open.name.utf16.count * 2))
+            writer.utf16(open.name)
             return false
         case FileClass.normalizedName, FileClass.name:
             let name = infoClass == FileClass.name ? "\\" + open.path : open.path
@@ -198,6 +235,12 @@ extension SMBConnection {
             writer.u32(UInt32(name.utf16.count * 2))
             writer.utf16(name)
             return false
+        case 6:  // FileFsControlInformation: no quotas
+            writer.zeros(24)
+            writer.u64(UInt64.max)
+            writer.u64(UInt64.max)
+            writer.u32(0)
+            writer.u32(0)
         case 8:  // FileFsObjectIdInformation
             writer.bytes(server.guid)
             writer.zeros(48)

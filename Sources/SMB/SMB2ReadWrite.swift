@@ -12,6 +12,9 @@ extension SMBConnection {
         let open = try open(request, at: 80)
         let minimum = Int(try reader.u32(at: 96))
         guard length <= maxIOSize else { throw .invalidParameter }
+        // Offsets are signed 64-bit in the file system: a range past that is no file's.
+        let (readEnd, readOverflow) = offset.addingReportingOverflow(UInt64(length))
+        guard !readOverflow, readEnd <= UInt64(Int64.max) else { throw .invalidParameter }
         if let pipe = open.pipe {
             let data = pipe.read(maximum: length)
             guard !data.isEmpty else { throw .pipeEmpty }
@@ -31,6 +34,7 @@ extension SMBConnection {
             throw NTStatus(error)
         }
         if result.count == 0 && length > 0 || result.count < minimum { throw .endOfFile }
+        open.position = offset + UInt64(result.count)
         respondRead(request, reply: reply, data: result.segments, count: result.count, remaining: 0)
         return result.count
     }
@@ -45,6 +49,9 @@ extension SMBConnection {
             writer.u32(0)
         }
     }
+
+    /// The largest file end Windows accepts (MAXFILESIZE, 16 TiB - 64 KiB).
+    static let maxFileSize: UInt64 = 0xFFF_FFFF_0000
 
     func write(_ request: inout SMB2Request, reply: SMBReply) async throws(NTStatus) -> Int {
         let reader = request.reader
@@ -64,18 +71,26 @@ extension SMBConnection {
         if open.isDirectory { throw .invalidDeviceRequest }
         guard open.access & (SMBAccess.writeData | SMBAccess.appendData) != 0 else { throw .accessDenied }
         guard let credentials = request.session?.credentials else { throw .invalidParameter }
+        if offset == .max && open.access & SMBAccess.writeData == 0 {
+            // Append-only opens write at the end of the file (MS-SMB2 §3.3.5.13).
+            offset = try await getattr(open.handle).size
+        }
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        guard !overflow, end <= UInt64(Int64.max), length == 0 || end <= Self.maxFileSize else { throw .invalidParameter }
+        if length == 0 {
+            respondWrite(request, reply: reply, count: 0)
+            return 0
+        }
+        let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
+        let result: WriteResult
         do {
-            if offset == .max {
-                // Append to the end of the file (MS-SMB2 §3.3.5.13).
-                offset = try await vfs.getattr(open.handle, mask: .size).size
-            }
-            let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
-            let result = try await vfs.write(open.handle, offset: offset, data: data, stability: stability, credentials: credentials)
-            respondWrite(request, reply: reply, count: result.count)
-            return result.count
+            result = try await vfs.write(open.handle, offset: offset, data: data, stability: stability, credentials: credentials)
         } catch {
             throw NTStatus(error)
         }
+        open.position = offset + UInt64(result.count)
+        respondWrite(request, reply: reply, count: result.count)
+        return result.count
     }
 
     private func respondWrite(_ request: SMB2Request, reply: SMBReply, count: Int) {

@@ -22,6 +22,9 @@ extension SMBConnection {
         case FileClass.basic:
             guard length >= 36 else { throw .infoLengthMismatch }
             guard open.access & SMBAccess.writeAttributes != 0 else { throw .accessDenied }
+            // A directory cannot be temporary (MS-FSA §2.1.5.14.2).
+            let attributeBits = try buffer.u32(at: 32)
+            if open.isDirectory && attributeBits & 0x100 != 0 { throw .invalidParameter }
             var changes = SetAttributes()
             if let atime = FileTime.timespec(try buffer.u64(at: 8)) { changes.atime = .value(atime) }
             if let mtime = FileTime.timespec(try buffer.u64(at: 16)) { changes.mtime = .value(mtime) }
@@ -51,7 +54,10 @@ extension SMBConnection {
             let nameLength = Int(try buffer.u32(at: 16))
             let target = try buffer.utf16(at: 20, count: nameLength)
             try await renameOrLink(open, to: target, replace: replace, link: infoClass == FileClass.link, tree: tree, credentials: credentials)
-        case FileClass.position, FileClass.mode:
+        case FileClass.position:
+            guard length >= 8 else { throw .infoLengthMismatch }
+            open.position = try buffer.u64(at: 0)
+        case FileClass.mode:
             break
         default:
             throw .invalidInfoClass

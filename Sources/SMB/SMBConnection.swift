@@ -44,7 +44,9 @@ struct SMB2Request {
 /// conformance.
 final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     let server: SMBServer
-    unowned let connection: Connection
+    /// Strong: tasks of this connection may still run after it closed. The cycle with
+    /// `Connection.handler` ends when the connection drops its handler at close.
+    let connection: Connection
     var vfs: VirtualFileSystem { server.vfs }
 
     // Negotiated state.
@@ -226,9 +228,16 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             let related = header.flags.contains(.related) && offset > 0
             var status = NTStatus.success
             var bytes = 0
+            var inherited = false
             do throws(NTStatus) {
                 if malformedChain { throw .invalidParameter }
-                if related && relatedStatus != .success && relatedStatus.isError { throw relatedStatus }
+                // A chain cannot start related, and a related element inherits the failure of
+                // the element that should have given it its file, session or tree.
+                if header.flags.contains(.related) && offset == 0 { throw .invalidParameter }
+                if related && relatedStatus.isError {
+                    inherited = true
+                    throw relatedStatus
+                }
                 try authorize(&request, relatedSession: related ? relatedSession : nil, relatedTree: related ? relatedTree : nil)
                 bytes = try await serve(&request, reply: reply)
             } catch {
@@ -236,14 +245,25 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
                 respondError(request, reply: reply, status: error)
             }
             stats?.record(Int(header.command), nanoseconds: monotonicNanoseconds() &- started, bytes: bytes, error: status != .success)
-            relatedSession = request.session
-            relatedTree = request.tree
-            relatedStatus = status
-            if let produced = request.producedFileID {
-                relatedFileID = produced
-            } else if request.header.command != SMB2Command.create.rawValue, length >= SMB2Header.size + 24,
-                      let id = Self.fileIDField(request) {
-                relatedFileID = id
+            if inherited {
+                // The chain stays broken with the same status.
+            } else {
+                relatedSession = request.session
+                relatedTree = request.tree
+                // Only a failed CREATE (no FileId), a chain error, or a failure to find the
+                // session is inherited: a failed WRITE does not stop a related READ after it.
+                if status.isError && (header.command == SMB2Command.create.rawValue || request.session == nil
+                                      || (header.flags.contains(.related) && offset == 0)) {
+                    relatedStatus = request.session == nil ? .invalidParameter : status
+                } else {
+                    relatedStatus = .success
+                }
+                if let produced = request.producedFileID {
+                    relatedFileID = produced
+                } else if request.header.command != SMB2Command.create.rawValue {
+                    // The next related element uses the file this one used; none if it had none.
+                    relatedFileID = length >= SMB2Header.size + 24 ? Self.fileIDField(request) : nil
+                }
             }
             if header.nextCommand == 0 { break }
             offset += length
@@ -289,7 +309,9 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             return
         }
         let session: SMBSession
-        if request.header.flags.contains(.related) && request.header.sessionID == .max, let relatedSession {
+        if request.header.flags.contains(.related) && request.header.sessionID == .max {
+            // A related element whose predecessor had no session has nothing to relate to.
+            guard let relatedSession else { throw .invalidParameter }
             session = relatedSession
         } else {
             guard let found = sessions[request.header.sessionID] else { throw .userSessionDeleted }
@@ -305,7 +327,8 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             break
         }
         let tree: SMBTree
-        if request.header.flags.contains(.related) && request.header.treeID == .max, let relatedTree {
+        if request.header.flags.contains(.related) && request.header.treeID == .max {
+            guard let relatedTree else { throw .invalidParameter }
             tree = relatedTree
         } else {
             guard let found = session.trees[request.header.treeID] else { throw .networkNameDeleted }

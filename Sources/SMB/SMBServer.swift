@@ -37,7 +37,7 @@ public struct SMBSettings: Sendable {
     public var maxRequestsInFlight: Int
 
     public init(shares: [SMBShare], users: [SMBUser], serverName: String = "DMANOEL-NAS", domain: String = "WORKGROUP",
-                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 512, maxRequestsInFlight: Int = 128) {
+                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128) {
         self.shares = shares
         self.users = users
         self.serverName = serverName

@@ -104,6 +104,8 @@ final class SMBOpen {
     let isDirectory: Bool
     let access: UInt32
     var deleteOnClose = false
+    /// CurrentByteOffset: where the last READ or WRITE ended (FilePositionInformation).
+    var position: UInt64 = 0
     /// Directory enumeration: where the next QUERY_DIRECTORY resumes.
     var enumerationCookie: UInt64 = 0
     var enumerationVerifier: UInt64 = 0
