@@ -97,6 +97,14 @@ extension SMBConnection {
 
         let parts = try Self.components(path)
         let credentials = session.credentials
+        let shareAccess = try reader.u32(at: 96) & 0x7
+        let requestedOplock = try reader.u8(at: 67)
+        if wantsMaximum { access |= tree.readOnly ? Self.readAccess : SMBAccess.all }
+        let openID = allocateFileID()
+        // Overwriting breaks an oplock to none; anything else leaves the holder level II.
+        let breakTo = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede ? OplockLevel.none : OplockLevel.levelII
+        var fileState: SMBFileState?
+        var grantedOplock = OplockLevel.none
         var parent: FileHandle?
         var handle: FileHandle
         var attributes: Attributes
@@ -108,6 +116,8 @@ extension SMBConnection {
             if options & CreateOption.nonDirectory != 0 { throw .fileIsADirectory }
             if deleteOnClose { throw .cannotDelete }
             attributes = try await getattr(root)
+            (fileState, grantedOplock) = try await acquire(root, openID: openID, access: access, share: shareAccess, oplock: OplockLevel.none,
+                                                           breakTo: breakTo, isDirectory: true)
         } else {
             let directory = try await walk(tree, parts.dropLast(), credentials: credentials)
             parent = directory
@@ -125,18 +135,23 @@ extension SMBConnection {
                 let isDirectory = attributes.type == .directory
                 if options & CreateOption.directory != 0 && !isDirectory { throw .notADirectory }
                 if options & CreateOption.nonDirectory != 0 && isDirectory { throw .fileIsADirectory }
-                if disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede {
-                    if isDirectory { throw .invalidParameter }
-                    if tree.readOnly { throw .accessDenied }
+                let overwrite = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede
+                if overwrite && isDirectory { throw .invalidParameter }
+                if overwrite && tree.readOnly { throw .accessDenied }
+                try await checkAccess(handle, attributes: attributes, wanted: access, maximum: wantsMaximum, readOnly: tree.readOnly,
+                                      credentials: credentials)
+                // Share modes and oplocks are settled before the file is touched.
+                (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
+                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: isDirectory)
+                if overwrite {
                     do {
                         attributes = try await vfs.setattr(handle, SetAttributes(size: 0), credentials: credentials).after
                     } catch {
+                        _ = server.files.release(fileState!, connection: self, openID: openID)
                         throw NTStatus(error)
                     }
                     action = disposition == .supersede ? CreateAction.superseded : CreateAction.overwritten
                 }
-                try await checkAccess(handle, attributes: attributes, wanted: access, maximum: wantsMaximum, readOnly: tree.readOnly,
-                                      credentials: credentials)
             } else {
                 if disposition == .open || disposition == .overwrite { throw .objectNameNotFound }
                 let directoryWanted = options & CreateOption.directory != 0
@@ -159,14 +174,20 @@ extension SMBConnection {
                     action = CreateAction.opened
                 }
                 if !attributes.valid.contains(.mtime) { attributes = try await getattr(handle) }
+                (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
+                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: attributes.type == .directory)
             }
         }
-        if wantsMaximum { access |= tree.readOnly ? Self.readAccess : SMBAccess.all }
         let isDirectory = attributes.type == .directory
-        let open = SMBOpen(id: allocateFileID(), sessionID: session.id, treeID: tree.id, handle: handle, parent: parent,
+        let open = SMBOpen(id: openID, sessionID: session.id, treeID: tree.id, handle: handle, parent: parent,
                            name: parts.last ?? "", path: parts.joined(separator: "\\"), isDirectory: isDirectory, access: access)
+        open.fileState = fileState
+        open.oplock = grantedOplock
         if deleteOnClose {
-            if isDirectory, try await !directoryIsEmpty(handle, credentials: credentials) { throw .directoryNotEmpty }
+            if isDirectory, try await !directoryIsEmpty(handle, credentials: credentials) {
+                if let fileState { _ = server.files.release(fileState, connection: self, openID: openID) }
+                throw .directoryNotEmpty
+            }
             open.deleteOnClose = true
         }
         opens[open.id] = open
@@ -179,7 +200,7 @@ extension SMBConnection {
         let volume = UInt64(handle.mountID)
         respond(request, reply: reply, bodyCapacity: 88 + 32 + 48) { writer in
             writer.u16(89)
-            writer.u8(0)  // no oplock
+            writer.u8(grantedOplock)
             writer.u8(0)
             writer.u32(action)
             SMBFileInfo.networkOpen(&writer, finalAttributes)

@@ -136,11 +136,12 @@ extension SMBConnection {
     /// Returns whether the class has a fixed size (too small a buffer is then an error, not a
     /// truncation).
     private func encodeFileInfo(_ writer: inout SMBWriter, _ infoClass: UInt8, open: SMBOpen, attributes: Attributes) throws(NTStatus) -> Bool {
+        let deletePending = open.fileState.map { server.files.deletePending($0) } ?? false
         switch infoClass {
         case FileClass.basic:
             SMBFileInfo.basic(&writer, attributes)
         case FileClass.standard:
-            SMBFileInfo.standard(&writer, attributes, deletePending: open.deleteOnClose)
+            SMBFileInfo.standard(&writer, attributes, deletePending: deletePending)
         case FileClass.internal:
             writer.u64(attributes.fileid)
         case FileClass.ea:
@@ -155,7 +156,7 @@ extension SMBConnection {
             writer.u32(0)
         case FileClass.all:
             SMBFileInfo.basic(&writer, attributes)
-            SMBFileInfo.standard(&writer, attributes, deletePending: open.deleteOnClose)
+            SMBFileInfo.standard(&writer, attributes, deletePending: deletePending)
             writer.u64(attributes.fileid)
             writer.u32(0)             // EA size
             writer.u32(open.access)

@@ -82,6 +82,7 @@ extension SMBConnection {
             return 0
         }
         let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
+        breakLevelII(open)
         let result: WriteResult
         do {
             result = try await vfs.write(open.handle, offset: offset, data: data, stability: stability, credentials: credentials)

@@ -22,6 +22,7 @@ extension SMBConnection {
         let securityMode = try reader.u8(at: 67)
         let bufferOffset = Int(try reader.u16(at: 76))
         let bufferLength = Int(try reader.u16(at: 78))
+        let previousSessionID = try reader.u64(at: 80)
         let token = Array(try reader.slice(at: bufferOffset, count: bufferLength))
         guard flags & 0x1 == 0 else { throw .requestNotAccepted }  // no multichannel binding
         guard let dialect else { throw .invalidParameter }
@@ -29,11 +30,7 @@ extension SMBConnection {
         let session: SMBSession
         if let existing = request.session {
             session = existing
-            if session.state == .valid {
-                // Re-authentication starts a fresh exchange on the same session.
-                session.ntlm = nil
-                if dialect == .smb311 { session.preauthHash = preauthHash }
-            }
+            // A valid session being set up again is re-authentication: its keys stay.
         } else {
             guard sessions.values.filter({ $0.state == .inProgress }).count < Self.maxPendingSessions else { throw .insufficientResources }
             var id: UInt64 = 0
@@ -91,12 +88,19 @@ extension SMBConnection {
             var sessionFlags: UInt16 = 0
             switch identity {
             case let .user(user, sessionKey):
+                let reauthentication = session.state == .valid
                 session.user = user
                 session.anonymous = false
                 session.credentials = Credentials(uid: user.uid, gid: user.gid, groups: user.groups)
-                session.sessionKey = sessionKey
-                session.signingRequired = server.settings.signingRequired || securityMode & UInt8(SecurityMode.signingRequired) != 0
-                session.deriveKeys(dialect: dialect, cipher: cipher)
+                if !reauthentication {
+                    session.sessionKey = sessionKey
+                    session.signingRequired = server.settings.signingRequired || securityMode & UInt8(SecurityMode.signingRequired) != 0
+                    session.deriveKeys(dialect: dialect, cipher: cipher)
+                    if previousSessionID != 0 && previousSessionID != session.id {
+                        server.expire(previousSessionID, user: user.name)
+                    }
+                    server.register(session.id, connection: self, user: user.name)
+                }
             case .anonymous:
                 session.user = nil
                 session.anonymous = true
@@ -142,8 +146,9 @@ extension SMBConnection {
     }
 
     func removeSession(_ session: SMBSession) {
+        server.unregister(session.id, connection: self)
+        closeOpens { $0.sessionID == session.id }
         sessions[session.id] = nil
-        for (id, open) in opens where open.sessionID == session.id { opens[id] = nil }
         session.trees.removeAll()
     }
 

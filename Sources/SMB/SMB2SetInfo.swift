@@ -34,6 +34,7 @@ extension SMBConnection {
             guard open.access & (SMBAccess.writeData | SMBAccess.appendData) != 0 else { throw .accessDenied }
             if open.isDirectory { throw .invalidParameter }
             let size = try buffer.u64(at: 0)
+            breakLevelII(open)
             if infoClass == FileClass.endOfFile {
                 try await setattr(open.handle, SetAttributes(size: size), credentials)
             } else {
@@ -47,7 +48,7 @@ extension SMBConnection {
             guard open.access & SMBAccess.delete != 0 else { throw .accessDenied }
             guard open.parent != nil else { throw .cannotDelete }
             if delete && open.isDirectory, try await !directoryIsEmpty(open.handle, credentials: credentials) { throw .directoryNotEmpty }
-            open.deleteOnClose = delete
+            if let state = open.fileState { server.files.setDeleteOnClose(state, delete) }
         case FileClass.rename, FileClass.link:
             guard length >= 20 else { throw .infoLengthMismatch }
             let replace = try buffer.u8(at: 0) != 0
@@ -76,6 +77,10 @@ extension SMBConnection {
     private func renameOrLink(_ open: SMBOpen, to target: String, replace: Bool, link: Bool, tree: SMBTree, credentials: Credentials) async throws(NTStatus) {
         guard let parent = open.parent else { throw .accessDenied }
         if !link { guard open.access & SMBAccess.delete != 0 else { throw .accessDenied } }
+        // Another open of the file that does not share delete forbids moving it.
+        if !link, let state = open.fileState, server.files.othersRefuseDelete(state, except: self, openID: open.id) {
+            throw .sharingViolation
+        }
         let parts = try Self.components(target)
         guard let newName = parts.last else { throw .objectNameInvalid }
         let directory = try await walk(tree, parts.dropLast(), credentials: credentials)

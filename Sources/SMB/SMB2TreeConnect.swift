@@ -62,7 +62,7 @@ extension SMBConnection {
 
     func treeDisconnect(_ request: inout SMB2Request, reply: SMBReply) throws(NTStatus) {
         guard try request.reader.u16(at: 64) == 4, let session = request.session, let tree = request.tree else { throw .invalidParameter }
-        for (id, open) in opens where open.sessionID == session.id && open.treeID == tree.id { opens[id] = nil }
+        closeOpens { $0.sessionID == session.id && $0.treeID == tree.id }
         session.trees[tree.id] = nil
         respond(request, reply: reply, bodyCapacity: 4) { writer in
             writer.u16(4)

@@ -126,8 +126,9 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     }
 
     override func closed(_ connection: Connection, error: Int32) {
-        sessions.removeAll()
-        opens.removeAll()
+        // Other clients may wait on these opens' oplocks and share modes.
+        closeOpens { _ in true }
+        for id in sessions.keys { server.unregister(id, connection: self) }
         freeReplies.removeAll()
     }
 
@@ -373,7 +374,8 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             // Nothing here waits asynchronously yet, so there is nothing to cancel, and CANCEL
             // has no response.
             break
-        case .lock, .changeNotify, .oplockBreak:
+        case .oplockBreak: try oplockBreakAck(&request, reply: reply)
+        case .lock, .changeNotify:
             throw .notSupported
         }
         return 0
@@ -455,6 +457,13 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
                 withUnsafeBytes(of: zeros) { connection.write(UnsafeRawBufferPointer(rebasing: $0[0..<element.padAfter])) }
             }
         }
+    }
+
+    /// Another connection of the same user replaced this session (reconnect): it ends, and
+    /// its handles with it. Runs on this connection's loop.
+    func expireSession(_ id: UInt64) {
+        guard let session = sessions[id] else { return }
+        removeSession(session)
     }
 
     // MARK: Opens

@@ -1,4 +1,5 @@
 import Runtime
+import Synchronization
 import VFS
 
 /// A configured share: a namespace path offered under a name.
@@ -56,6 +57,8 @@ public final class SMBServer: @unchecked Sendable {
     let settings: SMBSettings
     let guid: [UInt8]
     let startTime: UInt64
+    /// Share modes and oplocks of open files, across connections.
+    let files = SMBFileTable()
     private let usersByName: [String: SMBUser]
 
     public init(vfs: VirtualFileSystem, settings: SMBSettings) {
@@ -69,6 +72,27 @@ public final class SMBServer: @unchecked Sendable {
     }
 
     func user(named name: String) -> SMBUser? { usersByName[name.lowercased()] }
+
+    /// Authenticated sessions of every connection, so a client that reconnects can end the
+    /// session it had before (PreviousSessionId, MS-SMB2 §3.3.5.5.3).
+    private let sessions = Mutex<[UInt64: (connection: SMBConnection, user: String)]>([:])
+
+    func register(_ id: UInt64, connection: SMBConnection, user: String) {
+        sessions.withLock { $0[id] = (connection, user) }
+    }
+
+    func unregister(_ id: UInt64, connection: SMBConnection) {
+        sessions.withLock { table in
+            if table[id]?.connection === connection { table[id] = nil }
+        }
+    }
+
+    /// Ends session `id` on whatever connection holds it, if it belongs to `user`.
+    func expire(_ id: UInt64, user: String) {
+        guard let entry = sessions.withLock({ $0[id] }), entry.user.lowercased() == user.lowercased() else { return }
+        let connection = entry.connection
+        connection.connection.loop.execute { connection.expireSession(id) }
+    }
 
     func share(named name: String) -> SMBShare? {
         let lower = name.lowercased()

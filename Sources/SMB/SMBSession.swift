@@ -114,6 +114,9 @@ final class SMBOpen {
     var enumerationDone = false
     /// A named pipe (IPC$) instead of a file.
     var pipe: SMBPipe?
+    /// The file's shared state (share modes, oplocks, delete-on-close); nil for pipes.
+    var fileState: SMBFileState?
+    var oplock: UInt8 = 0
 
     init(id: UInt64, sessionID: UInt64, treeID: UInt32, handle: FileHandle, parent: FileHandle?, name: String, path: String,
          isDirectory: Bool, access: UInt32) {

@@ -206,6 +206,53 @@ def test_smbprotocol_delete_on_close_and_pipe_handles(server):
         conn.disconnect()
 
 
+def test_smbprotocol_share_modes_and_oplock_break(server):
+    from smbprotocol.exceptions import SMBResponseException
+    from smbprotocol.open import (CreateDisposition, CreateOptions, FileAttributes, ImpersonationLevel, Open,
+                                  RequestedOplockLevel, ShareAccess)
+    conn, session, TreeConnect = _low_level(server)
+    other_conn, other_session, _ = _low_level(server)
+    try:
+        tree = TreeConnect(session, rf"\\127.0.0.1\data")
+        tree.connect()
+        other_tree = TreeConnect(other_session, rf"\\127.0.0.1\data")
+        other_tree.connect()
+        first = Open(tree, "locked.txt")
+        first.create(ImpersonationLevel.Impersonation, 0x0012019F, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                     ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OVERWRITE_IF, CreateOptions.FILE_NON_DIRECTORY_FILE)
+        # Deny-write: a second writer is refused, a reader that shares write access is refused
+        # too (the first open writes), and nothing changes until the first closes.
+        second = Open(other_tree, "locked.txt")
+        with pytest.raises(SMBResponseException) as refused:
+            second.create(ImpersonationLevel.Impersonation, 0x00120116, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                          ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE, CreateDisposition.FILE_OPEN,
+                          CreateOptions.FILE_NON_DIRECTORY_FILE)
+        assert refused.value.status == 0xC0000043  # STATUS_SHARING_VIOLATION
+        first.close()
+        second.create(ImpersonationLevel.Impersonation, 0x00120116, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                      ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE, CreateDisposition.FILE_OPEN,
+                      CreateOptions.FILE_NON_DIRECTORY_FILE)
+        second.close()
+
+        # A batch oplock is granted to a lone opener; another client's open breaks it, and the
+        # second open completes once the holder's client acknowledged (smbprotocol acks itself).
+        holder = Open(tree, "oplocked.txt")
+        holder.create(ImpersonationLevel.Impersonation, 0x0012019F, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                      ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE, CreateDisposition.FILE_OVERWRITE_IF,
+                      CreateOptions.FILE_NON_DIRECTORY_FILE, oplock_level=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH)
+        assert holder.oplock_level == RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH
+    finally:
+        other_conn.disconnect()
+        conn.disconnect()
+
+
+def test_clients_that_vanish_mid_request_do_not_hurt_the_server(server):
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(_frame(_negotiate_smb2()))
+    _still_serving(server)
+
+
 # Malformed input over raw TCP: the server answers or drops that connection and keeps serving.
 
 def _frame(payload: bytes) -> bytes:

@@ -1,0 +1,228 @@
+import Runtime
+import Synchronization
+import VFS
+
+/// Oplock levels (MS-SMB2 §2.2.13).
+enum OplockLevel {
+    static let none: UInt8 = 0
+    static let levelII: UInt8 = 1
+    static let exclusive: UInt8 = 8
+    static let batch: UInt8 = 9
+    static let lease: UInt8 = 0xFF
+}
+
+/// Share access bits (MS-SMB2 §2.2.13).
+enum ShareAccess {
+    static let read: UInt32 = 0x1
+    static let write: UInt32 = 0x2
+    static let delete: UInt32 = 0x4
+}
+
+/// One open of a file as every connection sees it.
+struct SMBOpenRecord {
+    let connection: SMBConnection
+    let openID: UInt64
+    let access: UInt32
+    let shareAccess: UInt32
+    var oplock: UInt8
+    /// A break was sent and not yet acknowledged; the level the holder must go down to.
+    var breakingTo: UInt8?
+}
+
+/// Someone waiting for an oplock break to finish (acknowledged, closed or timed out).
+final class SMBBreakWaiter: @unchecked Sendable {
+    var continuation: CheckedContinuation<Void, Never>?
+}
+
+/// The shared state of one open file: its opens (with share access and oplocks), whether it
+/// is to be deleted when the last open closes, and who waits for a break. Mutated only under
+/// the table's lock; `levelIIHolders` is read without it on the WRITE path.
+final class SMBFileState: @unchecked Sendable {
+    let handle: FileHandle
+    var opens: [SMBOpenRecord] = []
+    var deleteOnClose = false
+    var waiters: [SMBBreakWaiter] = []
+    let levelIIHolders = Atomic<Int>(0)
+
+    init(handle: FileHandle) {
+        self.handle = handle
+    }
+}
+
+/// Share modes and oplocks of every open file, across all connections and loops (MS-FSA
+/// §2.1.5.1.2 share access, MS-SMB2 §3.3.4.6 oplock breaks). Taken on CREATE and CLOSE, not on
+/// READ or WRITE: those reach their file's state through the open they already hold.
+///
+/// This table lives in the SMB server until the VFS has its own shared lock/share/lease
+/// table; then NFSv4 will see the same state.
+final class SMBFileTable: Sendable {
+    private let files = Mutex<[FileHandle: SMBFileState]>([:])
+    /// How long a CREATE waits for an oplock holder to acknowledge a break (MS-SMB2: 35 s).
+    static let breakTimeout: UInt64 = 35_000_000_000
+
+    enum Decision {
+        case granted(SMBFileState, UInt8)
+        case refused(NTStatus)
+        /// Send a break to `holder` and wait.
+        case breakAndWait(SMBFileState, SMBOpenRecord, UInt8, SMBBreakWaiter)
+        case wait(SMBFileState, SMBBreakWaiter)
+    }
+
+    /// Whether an open with `access`/`share` may coexist with `other` (MS-FSA §2.1.5.1.2).
+    static func conflicts(access: UInt32, share: UInt32, with other: SMBOpenRecord) -> Bool {
+        let readBits = SMBAccess.readData | SMBAccess.execute
+        let writeBits = SMBAccess.writeData | SMBAccess.appendData
+        if access & readBits != 0 && other.shareAccess & ShareAccess.read == 0 { return true }
+        if access & writeBits != 0 && other.shareAccess & ShareAccess.write == 0 { return true }
+        if access & SMBAccess.delete != 0 && other.shareAccess & ShareAccess.delete == 0 { return true }
+        if other.access & readBits != 0 && share & ShareAccess.read == 0 { return true }
+        if other.access & writeBits != 0 && share & ShareAccess.write == 0 { return true }
+        if other.access & SMBAccess.delete != 0 && share & ShareAccess.delete == 0 { return true }
+        return false
+    }
+
+    /// One attempt to add an open: granted (with the oplock level it gets), refused, or a
+    /// break to wait for first.
+    func tryAcquire(_ handle: FileHandle, connection: SMBConnection, openID: UInt64, access: UInt32, share: UInt32,
+                    requestedOplock: UInt8, breakTo: UInt8, isDirectory: Bool) -> Decision {
+        files.withLock { files in
+            let state = files[handle] ?? SMBFileState(handle: handle)
+            if state.deleteOnClose && !state.opens.isEmpty { return .refused(.deletePending) }
+            // Only opens that touch data or the name take part in share modes and break
+            // oplocks (MS-FSA §2.1.5.1.2): an attributes-only open does neither.
+            let relevant = SMBAccess.readData | SMBAccess.execute | SMBAccess.writeData | SMBAccess.appendData | SMBAccess.delete
+            let dataAccess = access & relevant
+            let sharingViolation = dataAccess != 0 && state.opens.contains { Self.conflicts(access: dataAccess, share: share, with: $0) }
+            if dataAccess != 0, let holder = state.opens.first(where: { $0.oplock >= OplockLevel.exclusive }) {
+                // A batch holder may close its handle when told, so it is asked first; an
+                // exclusive holder's share mode is checked first (MS-FSA §2.1.5.1.2.1).
+                if holder.oplock == OplockLevel.exclusive && sharingViolation { return .refused(.sharingViolation) }
+                let waiter = SMBBreakWaiter()
+                state.waiters.append(waiter)
+                files[handle] = state
+                if holder.breakingTo != nil { return .wait(state, waiter) }
+                let index = state.opens.firstIndex { $0.connection === holder.connection && $0.openID == holder.openID }!
+                state.opens[index].breakingTo = breakTo
+                return .breakAndWait(state, holder, breakTo, waiter)
+            }
+            if sharingViolation { return .refused(.sharingViolation) }
+            var level = OplockLevel.none
+            if !isDirectory && requestedOplock != OplockLevel.none && requestedOplock != OplockLevel.lease {
+                if state.opens.isEmpty {
+                    level = requestedOplock >= OplockLevel.exclusive ? requestedOplock : OplockLevel.levelII
+                } else {
+                    level = OplockLevel.levelII
+                }
+            }
+            state.opens.append(SMBOpenRecord(connection: connection, openID: openID, access: access & relevant, shareAccess: share,
+                                             oplock: level, breakingTo: nil))
+            if level == OplockLevel.levelII { state.levelIIHolders.add(1, ordering: .relaxed) }
+            files[handle] = state
+            return .granted(state, level)
+        }
+    }
+
+    /// Removes an open; returns whether it was the file's last and the file is to be
+    /// deleted (the caller removes the name), and wakes whoever waited on its oplock.
+    func release(_ state: SMBFileState, connection: SMBConnection, openID: UInt64) -> Bool {
+        let (deleteNow, waiters): (Bool, [SMBBreakWaiter]) = files.withLock { files in
+            guard let index = state.opens.firstIndex(where: { $0.connection === connection && $0.openID == openID }) else { return (false, []) }
+            let record = state.opens.remove(at: index)
+            if record.oplock == OplockLevel.levelII { state.levelIIHolders.subtract(1, ordering: .relaxed) }
+            let woken = record.breakingTo != nil || record.oplock >= OplockLevel.exclusive ? state.waiters : []
+            if !woken.isEmpty { state.waiters.removeAll() }
+            var last = false
+            if state.opens.isEmpty {
+                last = state.deleteOnClose
+                if state.waiters.isEmpty { files[state.handle] = nil }
+            }
+            return (last, woken)
+        }
+        for waiter in waiters { waiter.continuation?.resume(); waiter.continuation = nil }
+        return deleteNow
+    }
+
+    /// The holder acknowledged a break: its new level; false if no break was pending or the
+    /// level is more than it was offered.
+    func acknowledge(_ state: SMBFileState, connection: SMBConnection, openID: UInt64, level: UInt8) -> UInt8? {
+        let (result, waiters): (UInt8?, [SMBBreakWaiter]) = files.withLock { _ in
+            guard let index = state.opens.firstIndex(where: { $0.connection === connection && $0.openID == openID }),
+                  let offered = state.opens[index].breakingTo else { return (nil, []) }
+            if state.opens[index].oplock == OplockLevel.levelII { state.levelIIHolders.subtract(1, ordering: .relaxed) }
+            let granted = level > offered ? nil : (level == OplockLevel.levelII ? OplockLevel.levelII : OplockLevel.none)
+            state.opens[index].oplock = granted ?? OplockLevel.none
+            state.opens[index].breakingTo = nil
+            if state.opens[index].oplock == OplockLevel.levelII { state.levelIIHolders.add(1, ordering: .relaxed) }
+            let woken = state.waiters
+            state.waiters.removeAll()
+            return (granted, woken)
+        }
+        for waiter in waiters { waiter.continuation?.resume(); waiter.continuation = nil }
+        return result
+    }
+
+    /// A waiter gave up (35 s): the unanswered holder loses its oplock.
+    func timeOut(_ state: SMBFileState, waiter: SMBBreakWaiter) {
+        let continuation: CheckedContinuation<Void, Never>? = files.withLock { _ in
+            guard let continuation = waiter.continuation else { return nil }
+            waiter.continuation = nil
+            state.waiters.removeAll { $0 === waiter }
+            for index in state.opens.indices where state.opens[index].breakingTo != nil {
+                if state.opens[index].oplock == OplockLevel.levelII { state.levelIIHolders.subtract(1, ordering: .relaxed) }
+                state.opens[index].oplock = state.opens[index].breakingTo!
+                state.opens[index].breakingTo = nil
+                if state.opens[index].oplock == OplockLevel.levelII { state.levelIIHolders.add(1, ordering: .relaxed) }
+            }
+            return continuation
+        }
+        continuation?.resume()
+    }
+
+    /// Registers the continuation of a waiter (under the lock, so a wake-up cannot be lost).
+    func park(_ waiter: SMBBreakWaiter, _ continuation: CheckedContinuation<Void, Never>, state: SMBFileState) {
+        let wakeNow: Bool = files.withLock { _ in
+            if state.waiters.contains(where: { $0 === waiter }) {
+                waiter.continuation = continuation
+                return false
+            }
+            return true
+        }
+        if wakeNow { continuation.resume() }
+    }
+
+    func state(for handle: FileHandle) -> SMBFileState? {
+        files.withLock { $0[handle] }
+    }
+
+    /// Level II holders other than `except` lose their oplock (a write changed the file);
+    /// returns who must be told.
+    func breakLevelII(_ state: SMBFileState, except connection: SMBConnection, openID: UInt64) -> [SMBOpenRecord] {
+        files.withLock { _ in
+            var told: [SMBOpenRecord] = []
+            for index in state.opens.indices where state.opens[index].oplock == OplockLevel.levelII
+                && !(state.opens[index].connection === connection && state.opens[index].openID == openID) {
+                state.opens[index].oplock = OplockLevel.none
+                state.levelIIHolders.subtract(1, ordering: .relaxed)
+                told.append(state.opens[index])
+            }
+            return told
+        }
+    }
+
+    /// Marks or unmarks the file for deletion at its last close.
+    func setDeleteOnClose(_ state: SMBFileState, _ value: Bool) {
+        files.withLock { _ in state.deleteOnClose = value }
+    }
+
+    func deletePending(_ state: SMBFileState) -> Bool {
+        files.withLock { _ in state.deleteOnClose }
+    }
+
+    /// Whether any open of the file (other than one) lacks FILE_SHARE_DELETE: a rename or
+    /// delete through `openID` would violate it.
+    func othersRefuseDelete(_ state: SMBFileState, except connection: SMBConnection, openID: UInt64) -> Bool {
+        files.withLock { _ in
+            state.opens.contains { !($0.connection === connection && $0.openID == openID) && $0.shareAccess & ShareAccess.delete == 0 }
+        }
+    }
+}
