@@ -10,10 +10,11 @@ extension SMBConnection {
     /// oplock if there is one; returns the file's state and the oplock this open gets.
     func acquire(_ handle: FileHandle, openID: UInt64, access: UInt32, share: UInt32, oplock: UInt8, breakTo: UInt8,
                  isDirectory: Bool) async throws(NTStatus) -> (SMBFileState, UInt8) {
+        let overwrites = breakTo == OplockLevel.none
         let table = server.files
         for _ in 0..<16 {
             switch table.tryAcquire(handle, connection: self, openID: openID, access: access, share: share,
-                                    requestedOplock: oplock, breakTo: breakTo, isDirectory: isDirectory) {
+                                    requestedOplock: oplock, breakTo: breakTo, overwrites: overwrites, isDirectory: isDirectory) {
             case let .granted(state, level):
                 return (state, level)
             case let .refused(status):
@@ -76,6 +77,7 @@ extension SMBConnection {
     /// acknowledgement is expected for a break to none).
     func breakLevelII(_ open: SMBOpen) {
         guard let state = open.fileState, state.levelIIHolders.load(ordering: .relaxed) > 0 else { return }
+        open.oplock = OplockLevel.none
         for holder in server.files.breakLevelII(state, except: self, openID: open.id) {
             let holderConnection = holder.connection
             let holderOpen = holder.openID

@@ -81,6 +81,8 @@ extension SMBConnection {
         if !link, let state = open.fileState, server.files.othersRefuseDelete(state, except: self, openID: open.id) {
             throw .sharingViolation
         }
+        // So does a handle on the directory it leaves that was opened for DELETE.
+        if !link && server.files.openedForDelete(parent) { throw .sharingViolation }
         let parts = try Self.components(target)
         guard let newName = parts.last else { throw .objectNameInvalid }
         let directory = try await walk(tree, parts.dropLast(), credentials: credentials)

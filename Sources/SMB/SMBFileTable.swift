@@ -70,6 +70,8 @@ final class SMBFileTable: Sendable {
 
     /// Whether an open with `access`/`share` may coexist with `other` (MS-FSA §2.1.5.1.2).
     static func conflicts(access: UInt32, share: UInt32, with other: SMBOpenRecord) -> Bool {
+        // An existing open without data or delete access takes no part (a "stat open").
+        if other.access == 0 { return false }
         let readBits = SMBAccess.readData | SMBAccess.execute
         let writeBits = SMBAccess.writeData | SMBAccess.appendData
         if access & readBits != 0 && other.shareAccess & ShareAccess.read == 0 { return true }
@@ -84,7 +86,7 @@ final class SMBFileTable: Sendable {
     /// One attempt to add an open: granted (with the oplock level it gets), refused, or a
     /// break to wait for first.
     func tryAcquire(_ handle: FileHandle, connection: SMBConnection, openID: UInt64, access: UInt32, share: UInt32,
-                    requestedOplock: UInt8, breakTo: UInt8, isDirectory: Bool) -> Decision {
+                    requestedOplock: UInt8, breakTo: UInt8, overwrites: Bool, isDirectory: Bool) -> Decision {
         files.withLock { files in
             let state = files[handle] ?? SMBFileState(handle: handle)
             if state.deleteOnClose && !state.opens.isEmpty { return .refused(.deletePending) }
@@ -93,7 +95,9 @@ final class SMBFileTable: Sendable {
             let relevant = SMBAccess.readData | SMBAccess.execute | SMBAccess.writeData | SMBAccess.appendData | SMBAccess.delete
             let dataAccess = access & relevant
             let sharingViolation = dataAccess != 0 && state.opens.contains { Self.conflicts(access: dataAccess, share: share, with: $0) }
-            if dataAccess != 0, let holder = state.opens.first(where: { $0.oplock >= OplockLevel.exclusive }) {
+            // Overwriting changes the data even without data access, so it breaks too.
+            let exclusiveHolder = state.opens.first { $0.oplock >= OplockLevel.exclusive }
+            if dataAccess != 0 || overwrites, let holder = exclusiveHolder {
                 // A batch holder may close its handle when told, so it is asked first; an
                 // exclusive holder's share mode is checked first (MS-FSA §2.1.5.1.2.1).
                 if holder.oplock == OplockLevel.exclusive && sharingViolation { return .refused(.sharingViolation) }
@@ -110,7 +114,7 @@ final class SMBFileTable: Sendable {
             if !isDirectory && requestedOplock != OplockLevel.none && requestedOplock != OplockLevel.lease {
                 if state.opens.isEmpty {
                     level = requestedOplock >= OplockLevel.exclusive ? requestedOplock : OplockLevel.levelII
-                } else {
+                } else if exclusiveHolder == nil {
                     level = OplockLevel.levelII
                 }
             }
@@ -194,18 +198,25 @@ final class SMBFileTable: Sendable {
         files.withLock { $0[handle] }
     }
 
-    /// Level II holders other than `except` lose their oplock (a write changed the file);
-    /// returns who must be told.
+    /// Every level II holder loses its oplock (a write changed the file; the writer's own
+    /// level II goes too, as on Windows and Samba); returns who must be told.
     func breakLevelII(_ state: SMBFileState, except connection: SMBConnection, openID: UInt64) -> [SMBOpenRecord] {
         files.withLock { _ in
             var told: [SMBOpenRecord] = []
-            for index in state.opens.indices where state.opens[index].oplock == OplockLevel.levelII
-                && !(state.opens[index].connection === connection && state.opens[index].openID == openID) {
+            for index in state.opens.indices where state.opens[index].oplock == OplockLevel.levelII {
                 state.opens[index].oplock = OplockLevel.none
                 state.levelIIHolders.subtract(1, ordering: .relaxed)
                 told.append(state.opens[index])
             }
             return told
+        }
+    }
+
+    /// Whether some open of `handle` (a directory) was granted DELETE: Windows and Samba then
+    /// refuse to rename entries out of it.
+    func openedForDelete(_ handle: FileHandle) -> Bool {
+        files.withLock { files in
+            files[handle]?.opens.contains { $0.access & SMBAccess.delete != 0 } ?? false
         }
     }
 
