@@ -77,6 +77,29 @@ public final class AEAD {
         return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, tag) == 1
     }
 
+    // MARK: GMAC (GCM with no plaintext: the message is all additional data)
+
+    /// Starts a GMAC under `nonce` (GCM mode only); feed the message with `gmacUpdate`.
+    @discardableResult
+    public func gmacStart(nonce: UnsafeRawBufferPointer) -> Bool {
+        precondition(mode == .gcm, "GMAC needs GCM")
+        return setUp(encrypt: true, nonce: nonce, tag: nil)
+    }
+
+    public func gmacUpdate(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        var ignored: Int32 = 0
+        EVP_CipherUpdate(context, nil, &ignored, base.assumingMemoryBound(to: UInt8.self), Int32(bytes.count))
+    }
+
+    /// Writes the 16-byte tag of everything fed since `gmacStart`.
+    public func gmacFinish(tag: UnsafeMutableRawPointer) {
+        var final: Int32 = 0
+        var scratch = (UInt64(0), UInt64(0))
+        _ = withUnsafeMutableBytes(of: &scratch) { EVP_CipherFinal_ex(context, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &final) }
+        EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, tag)
+    }
+
     /// Decrypts `length` bytes from `input` to `output` (they may be the same) and checks the
     /// tag; false when the message was altered or the key is wrong.
     public func open(nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, input: UnsafeRawPointer, output: UnsafeMutableRawPointer,

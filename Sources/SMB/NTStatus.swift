@@ -8,6 +8,7 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
 
     public static let success = NTStatus(0x0000_0000)
     public static let pending = NTStatus(0x0000_0103)
+    public static let notifyCleanup = NTStatus(0x0000_010B)
     public static let notifyEnumDir = NTStatus(0x0000_010C)
     public static let bufferOverflow = NTStatus(0x8000_0005)
     public static let noMoreFiles = NTStatus(0x8000_0006)

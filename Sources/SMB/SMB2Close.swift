@@ -35,6 +35,11 @@ extension SMBConnection {
     /// removed it. CLOSE, LOGOFF, TREE_DISCONNECT and a dropped connection all end here.
     @discardableResult
     func closeOpen(_ open: SMBOpen, credentials: Credentials?) async throws(NTStatus) -> Bool {
+        if open.notifyWatching {
+            server.notify.unwatch(open.handle, connection: self, openID: open.id)
+            open.notifyWatching = false
+        }
+        if let asyncID = open.pendingNotify { finishNotify(asyncID: asyncID, status: .notifyCleanup) }
         opens[open.id] = nil
         guard let state = open.fileState else { return false }
         open.fileState = nil
@@ -50,7 +55,9 @@ extension SMBConnection {
         } catch {
             // The handle is closed either way; a name that went away meanwhile is no error.
             if error != .notFound { throw NTStatus(error) }
+            return true
         }
+        postChange(in: parent, .removed, name: open.name, isDirectory: open.isDirectory)
         return true
     }
 

@@ -192,6 +192,11 @@ extension SMBConnection {
         }
         opens[open.id] = open
         request.producedFileID = open.id
+        if action == CreateAction.created {
+            postChange(in: parent, .added, name: open.name, isDirectory: isDirectory)
+        } else if action == CreateAction.overwritten || action == CreateAction.superseded {
+            postChange(in: parent, .modified, name: open.name, isDirectory: false, filter: NotifyFilter.size | NotifyFilter.lastWrite)
+        }
 
         let maximal = tree.readOnly ? Self.readAccess : Self.fullAccess
         let wantMxAc = contexts["MxAc"] != nil

@@ -90,6 +90,7 @@ extension SMBConnection {
             throw NTStatus(error)
         }
         open.position = offset + UInt64(result.count)
+        postChange(in: open.parent, .modified, name: open.name, isDirectory: false, filter: NotifyFilter.size | NotifyFilter.lastWrite)
         respondWrite(request, reply: reply, count: result.count)
         return result.count
     }

@@ -95,7 +95,7 @@ extension SMBConnection {
                 if !reauthentication {
                     session.sessionKey = sessionKey
                     session.signingRequired = server.settings.signingRequired || securityMode & UInt8(SecurityMode.signingRequired) != 0
-                    session.deriveKeys(dialect: dialect, cipher: cipher)
+                    session.deriveKeys(dialect: dialect, cipher: cipher, signing: signingAlgorithm)
                     if previousSessionID != 0 && previousSessionID != session.id {
                         server.expire(previousSessionID, user: user.name)
                     }

@@ -63,6 +63,10 @@ extension SMBConnection {
         default:
             throw .invalidInfoClass
         }
+        if infoClass == FileClass.basic || infoClass == FileClass.endOfFile || infoClass == FileClass.allocation {
+            let bits = infoClass == FileClass.basic ? NotifyFilter.attributes | NotifyFilter.lastWrite : NotifyFilter.size
+            postChange(in: open.parent, .modified, name: open.name, isDirectory: open.isDirectory, filter: bits)
+        }
         respond(request, reply: reply, bodyCapacity: 2) { $0.u16(2) }
     }
 
@@ -103,6 +107,13 @@ extension SMBConnection {
                 _ = try await vfs.link(open.handle, into: directory, name: newName, credentials: credentials)
             } else if !samePlace {
                 _ = try await vfs.rename(from: parent, name: open.name, to: directory, newName: newName, credentials: credentials)
+                if parent == directory {
+                    postChange(in: parent, .renamedOldName, name: open.name, isDirectory: open.isDirectory)
+                    postChange(in: directory, .renamedNewName, name: newName, isDirectory: open.isDirectory)
+                } else {
+                    postChange(in: parent, .removed, name: open.name, isDirectory: open.isDirectory)
+                    postChange(in: directory, .added, name: newName, isDirectory: open.isDirectory)
+                }
                 open.parent = directory
                 open.name = newName
                 open.path = parts.joined(separator: "\\")

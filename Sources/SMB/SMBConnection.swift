@@ -20,6 +20,8 @@ struct SMB2Request {
     var forceSign = false
     /// The FileId a CREATE produced (for related elements after it).
     var producedFileID: UInt64?
+    /// The last element of its message (only that one may go asynchronous).
+    var isLast = true
 
     var reader: SMBReader { SMBReader(UnsafeRawBufferPointer(message)) }
 
@@ -57,11 +59,16 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     var serverCapabilities: UInt32 = 0
     var serverSecurityMode: UInt16 = 0
     var cipher: SMB2Cipher?
+    /// 3.1.1: the signing algorithm negotiated by context (AES-CMAC when none was).
+    var signingAlgorithm: SMBSigner.Algorithm?
     /// 3.1.1: the connection's preauthentication hash after NEGOTIATE.
     var preauthHash: [UInt8] = []
     var maxIOSize = 65536
 
     var sessions: [UInt64: SMBSession] = [:]
+    /// Requests answered asynchronously (CHANGE_NOTIFY), by AsyncId.
+    var pendingNotifies: [UInt64: SMBPendingNotify] = [:]
+    var nextAsyncID: UInt64 = 0
     var opens: [UInt64: SMBOpen] = [:]
     var nextFileID: UInt64 = 1
     /// Credits the client holds.
@@ -226,6 +233,7 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             let started = monotonicNanoseconds()
             var request = SMB2Request(header: header, message: UnsafeMutableRawBufferPointer(rebasing: rest[0..<length]),
                                       session: nil, tree: nil, encrypted: decryptedFor != nil, relatedFileID: relatedFileID)
+            request.isLast = header.nextCommand == 0
             let related = header.flags.contains(.related) && offset > 0
             var status = NTStatus.success
             var bytes = 0
@@ -371,11 +379,11 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
         case .queryInfo: try await queryInfo(&request, reply: reply)
         case .setInfo: try await setInfo(&request, reply: reply)
         case .cancel:
-            // Nothing here waits asynchronously yet, so there is nothing to cancel, and CANCEL
-            // has no response.
-            break
+            // CANCEL has no reply of its own; the cancelled request answers CANCELLED.
+            cancel(request)
         case .oplockBreak: try oplockBreakAck(&request, reply: reply)
-        case .lock, .changeNotify:
+        case .changeNotify: try changeNotify(&request, reply: reply, isLast: request.isLast)
+        case .lock:
             throw .notSupported
         }
         return 0
@@ -398,7 +406,7 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     /// Appends a response element: the header, then `body` (at most `bodyCapacity` bytes),
     /// then `data` by reference.
     func respond(_ request: SMB2Request, reply: SMBReply, status: NTStatus = .success, bodyCapacity: Int,
-                 sessionID: UInt64? = nil, data: [DataSegment] = [], dataCount: Int = 0, _ body: (inout SMBWriter) -> Void) {
+                 sessionID: UInt64? = nil, asyncID: UInt64? = nil, data: [DataSegment] = [], dataCount: Int = 0, _ body: (inout SMBWriter) -> Void) {
         let header = request.header
         let session = request.session
         if reply.encryptFor == nil, let session, session.encryptData || request.encrypted { reply.encryptFor = session }
@@ -413,7 +421,7 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
         let related = header.flags.contains(.related) ? SMB2Header.Flags.related : []
         reply.append(capacity: SMB2Header.size + bodyCapacity, signer: signer, data: data, dataCount: dataCount) { writer in
             SMB2Header.writeResponse(&writer, command: header.command, status: status, creditCharge: header.creditCharge, credits: credits,
-                                     flags: related, nextCommand: 0, messageID: header.messageID, asyncID: nil,
+                                     flags: related, nextCommand: 0, messageID: header.messageID, asyncID: asyncID,
                                      treeID: header.treeID, sessionID: sessionID ?? session?.id ?? header.sessionID)
             body(&writer)
         }
@@ -432,6 +440,10 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     }
 
     /// Sends what `reply` holds as one frame (encrypted when it must be).
+    func flushReply(_ reply: SMBReply) {
+        flush(reply)
+    }
+
     private func flush(_ reply: SMBReply) {
         guard !reply.elements.isEmpty, !connection.isClosing else { return }
         reply.finish()

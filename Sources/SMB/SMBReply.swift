@@ -112,7 +112,7 @@ final class SMBReply {
             let flags = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self)) | SMB2Header.Flags.signed.rawValue
             header.storeBytes(of: flags.littleEndian, toByteOffset: 16, as: UInt32.self)
             (header + 48).initializeMemory(as: UInt8.self, repeating: 0, count: 16)
-            signer.start()
+            signer.start(header: header)
             signer.update(UnsafeRawBufferPointer(start: header, count: element.end - element.start))
             for segment in segments[element.segmentStart..<element.segmentEnd] { signer.update(segment.bytes) }
             if element.padAfter > 0 {

@@ -59,6 +59,8 @@ public final class SMBServer: @unchecked Sendable {
     let startTime: UInt64
     /// Share modes and oplocks of open files, across connections.
     let files = SMBFileTable()
+    /// Directory watches of CHANGE_NOTIFY, across connections.
+    let notify = SMBNotifyRegistry()
     private let usersByName: [String: SMBUser]
 
     public init(vfs: VirtualFileSystem, settings: SMBSettings) {

@@ -41,7 +41,7 @@ final class SMBSession {
     var isGuestOrAnonymous: Bool { user == nil }
 
     /// Derives signing and encryption keys once authentication succeeded (MS-SMB2 §3.3.5.5.3).
-    func deriveKeys(dialect: SMB2Dialect, cipher: SMB2Cipher?) {
+    func deriveKeys(dialect: SMB2Dialect, cipher: SMB2Cipher?, signing: SMBSigner.Algorithm? = nil) {
         guard !sessionKey.isEmpty else { return }
         var key = Array(sessionKey.prefix(16))
         if key.count < 16 { key += [UInt8](repeating: 0, count: 16 - key.count) }
@@ -55,7 +55,8 @@ final class SMBSession {
                 encryptor = AEAD(mode: cipher.mode, key: KDF.counterHMACSHA256(key: key, label: Array("SMB2AESCCM".utf8) + [0], context: Array("ServerOut".utf8) + [0], bits: 128))
             }
         case .smb311:
-            signer = SMBSigner(dialect: dialect, key: KDF.counterHMACSHA256(key: key, label: Array("SMBSigningKey".utf8) + [0], context: preauthHash, bits: 128))
+            signer = SMBSigner(dialect: dialect, key: KDF.counterHMACSHA256(key: key, label: Array("SMBSigningKey".utf8) + [0], context: preauthHash, bits: 128),
+                               algorithm: signing)
             if let cipher {
                 // AES-256 ciphers take the full session key (MS-SMB2 §3.2.5.3.1).
                 let base = cipher.keyBits == 256 && sessionKey.count >= 16 ? sessionKey : key
@@ -117,6 +118,14 @@ final class SMBOpen {
     /// The file's shared state (share modes, oplocks, delete-on-close); nil for pipes.
     var fileState: SMBFileState?
     var oplock: UInt8 = 0
+    /// CHANGE_NOTIFY on a directory handle: its filter, whether it watches, the request that
+    /// waits (an AsyncId) and changes kept until the next request.
+    var notifyFilter: UInt32 = 0
+    var notifyRecursive = false
+    var notifyWatching = false
+    var pendingNotify: UInt64?
+    var notifyQueue: [SMBChange] = []
+    var notifyOverflow = false
 
     init(id: UInt64, sessionID: UInt64, treeID: UInt32, handle: FileHandle, parent: FileHandle?, name: String, path: String,
          isDirectory: Bool, access: UInt32) {

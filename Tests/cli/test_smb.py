@@ -246,6 +246,37 @@ def test_smbprotocol_share_modes_and_oplock_break(server):
         conn.disconnect()
 
 
+def test_smbprotocol_change_notify_and_cancel(server):
+    from smbprotocol.change_notify import CompletionFilter, FileSystemWatcher
+    from smbprotocol.open import (CreateDisposition, CreateOptions, DirectoryAccessMask, FileAttributes,
+                                  ImpersonationLevel, Open, ShareAccess)
+    conn, session, TreeConnect = _low_level(server)
+    try:
+        tree = TreeConnect(session, rf"\\127.0.0.1\data")
+        tree.connect()
+        name = "watched-" + uuid.uuid4().hex[:8]
+        directory = Open(tree, name)
+        directory.create(ImpersonationLevel.Impersonation, DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.SYNCHRONIZE,
+                         FileAttributes.FILE_ATTRIBUTE_DIRECTORY, ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE,
+                         CreateDisposition.FILE_CREATE, CreateOptions.FILE_DIRECTORY_FILE)
+        names = CompletionFilter.FILE_NOTIFY_CHANGE_FILE_NAME | CompletionFilter.FILE_NOTIFY_CHANGE_DIR_NAME
+        cancelled = FileSystemWatcher(directory)
+        cancelled.start(names)
+        cancelled.cancel()
+        assert cancelled.wait() is None
+        watcher = FileSystemWatcher(directory)
+        watcher.start(names)
+        created = Open(tree, name + "\\new.txt")
+        created.create(ImpersonationLevel.Impersonation, 0x0012019F, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                       ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_CREATE, CreateOptions.FILE_NON_DIRECTORY_FILE)
+        created.close()
+        changes = watcher.wait()
+        assert [(c["action"].get_value(), c["file_name"].get_value()) for c in changes] == [(1, "new.txt")]
+        directory.close()
+    finally:
+        conn.disconnect()
+
+
 def test_clients_that_vanish_mid_request_do_not_hurt_the_server(server):
     for _ in range(30):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
