@@ -66,6 +66,7 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
     public static let nameTooLong = NTStatus(0xC000_0106)
     public static let quotaExceeded = NTStatus(0xC000_0044)
     public static let invalidOplockProtocol = NTStatus(0xC000_00E3)
+    public static let invalidLockRange = NTStatus(0xC000_01A1)
     public static let badImpersonationLevel = NTStatus(0xC000_00A5)
     public static let rangeNotLocked2 = NTStatus(0xC000_007E)
     public static let objectIDNotFound = NTStatus(0xC000_02F0)

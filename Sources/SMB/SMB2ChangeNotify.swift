@@ -190,6 +190,11 @@ extension SMBConnection {
     /// CANCEL: by AsyncId for an async request, by MessageId otherwise; no reply of its own.
     func cancel(_ request: SMB2Request) {
         if request.header.flags.contains(.async) {
+            if cancelBlockedLock(asyncID: request.header.asyncID) { return }
+        } else if cancelBlockedLock(messageID: request.header.messageID) {
+            return
+        }
+        if request.header.flags.contains(.async) {
             finishNotify(asyncID: request.header.asyncID, status: .cancelled)
         } else if let pending = pendingNotifies.values.first(where: { $0.messageID == request.header.messageID }) {
             finishNotify(asyncID: pending.asyncID, status: .cancelled)

@@ -43,6 +43,7 @@ extension SMBConnection {
         opens[open.id] = nil
         guard let state = open.fileState else { return false }
         open.fileState = nil
+        server.files.dropLocks(state, connection: self, openID: open.id)
         if open.deleteOnClose { server.files.setDeleteOnClose(state, true) }
         guard server.files.release(state, connection: self, openID: open.id), let parent = open.parent else { return false }
         let who = credentials ?? sessions[open.sessionID]?.credentials ?? Credentials(uid: 65534, gid: 65534)
@@ -64,9 +65,10 @@ extension SMBConnection {
     /// Ends every open matching `filter` (logoff, tree disconnect, connection loss), in the
     /// background: nothing waits for the deletions.
     func closeOpens(where filter: (SMBOpen) -> Bool) {
-        let doomed = opens.values.filter(filter)
+        // Oldest first, each still usable until its turn: a LOCK pending on a later handle
+        // may be granted when an earlier one's locks go (smbtorture's lock cancel-tdis).
+        let doomed = opens.values.filter(filter).sorted { $0.id < $1.id }
         guard !doomed.isEmpty else { return }
-        for open in doomed { opens[open.id] = nil }
         let list = OpenList(opens: doomed)
         Task(executorPreference: connection.loop) {
             for open in list.opens {

@@ -27,6 +27,7 @@ extension SMBConnection {
         if open.isDirectory { throw .invalidDeviceRequest }
         guard open.access & (SMBAccess.readData | SMBAccess.execute) != 0 else { throw .accessDenied }
         guard let credentials = request.session?.credentials else { throw .invalidParameter }
+        if lockConflict(open, offset: offset, length: length, write: false) { throw .fileLockConflict }
         let result: ReadResult
         do {
             result = try await vfs.read(open.handle, offset: offset, count: length, credentials: credentials)
@@ -81,6 +82,7 @@ extension SMBConnection {
             respondWrite(request, reply: reply, count: 0)
             return 0
         }
+        if lockConflict(open, offset: offset, length: length, write: true) { throw .fileLockConflict }
         let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
         breakLevelII(open)
         let result: WriteResult

@@ -22,6 +22,9 @@ struct SMB2Request {
     var producedFileID: UInt64?
     /// The last element of its message (only that one may go asynchronous).
     var isLast = true
+    /// Set once an interim reply went out: the final reply is asynchronous and grants no
+    /// further credits.
+    var asyncID: UInt64?
 
     var reader: SMBReader { SMBReader(UnsafeRawBufferPointer(message)) }
 
@@ -69,6 +72,8 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     /// Requests answered asynchronously (CHANGE_NOTIFY), by AsyncId.
     var pendingNotifies: [UInt64: SMBPendingNotify] = [:]
     var nextAsyncID: UInt64 = 0
+    /// LOCK requests blocked on a range, by MessageId (for CANCEL).
+    var blockedLocks: [UInt64: BlockedLock] = [:]
     var opens: [UInt64: SMBOpen] = [:]
     var nextFileID: UInt64 = 1
     /// Credits the client holds.
@@ -133,7 +138,10 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     }
 
     override func closed(_ connection: Connection, error: Int32) {
-        // Other clients may wait on these opens' oplocks and share modes.
+        // Other clients may wait on these opens' oplocks and share modes; blocked LOCKs of
+        // this connection end.
+        for messageID in Array(blockedLocks.keys) { _ = cancelBlockedLock(messageID: messageID) }
+        for id in Array(pendingNotifies.keys) { pendingNotifies[id] = nil }
         closeOpens { _ in true }
         for id in sessions.keys { server.unregister(id, connection: self) }
         freeReplies.removeAll()
@@ -383,8 +391,7 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             cancel(request)
         case .oplockBreak: try oplockBreakAck(&request, reply: reply)
         case .changeNotify: try changeNotify(&request, reply: reply, isLast: request.isLast)
-        case .lock:
-            throw .notSupported
+        case .lock: try await lock(&request, reply: reply)
         }
         return 0
     }
@@ -417,7 +424,8 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
         }
         // A failed SESSION_SETUP, or an error for an unknown session, is not signed.
         if status.isError && status != .moreProcessingRequired && header.command == SMB2Command.sessionSetup.rawValue { signer = nil }
-        let credits = grantCredits(header)
+        let credits = request.asyncID != nil && asyncID == nil ? 0 : grantCredits(header)
+        let asyncID = asyncID ?? request.asyncID
         let related = header.flags.contains(.related) ? SMB2Header.Flags.related : []
         reply.append(capacity: SMB2Header.size + bodyCapacity, signer: signer, data: data, dataCount: dataCount) { writer in
             SMB2Header.writeResponse(&writer, command: header.command, status: status, creditCharge: header.creditCharge, credits: credits,

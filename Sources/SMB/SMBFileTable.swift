@@ -29,6 +29,40 @@ struct SMBOpenRecord {
     var breakingTo: UInt8?
 }
 
+/// One byte-range lock.
+struct SMBByteRangeLock {
+    let connection: SMBConnection
+    let openID: UInt64
+    let offset: UInt64
+    let length: UInt64
+    let exclusive: Bool
+
+    /// The last byte of a non-empty range; a range running past 2^64 ends there.
+    static func last(_ offset: UInt64, _ length: UInt64) -> UInt64 {
+        let (end, overflow) = offset.addingReportingOverflow(length - 1)
+        return overflow ? UInt64.max : end
+    }
+
+    /// Whether two ranges collide. A zero-length range at X collides only with a range that
+    /// starts before X and reaches X (smbtorture's zerobytelength table, as on Windows).
+    func overlaps(_ offset: UInt64, _ length: UInt64) -> Bool {
+        Self.rangesCollide(self.offset, self.length, offset, length)
+    }
+
+    static func rangesCollide(_ aOffset: UInt64, _ aLength: UInt64, _ bOffset: UInt64, _ bLength: UInt64) -> Bool {
+        switch (aLength == 0, bLength == 0) {
+        case (true, true):
+            return false
+        case (true, false):
+            return bOffset < aOffset && last(bOffset, bLength) >= aOffset
+        case (false, true):
+            return aOffset < bOffset && last(aOffset, aLength) >= bOffset
+        case (false, false):
+            return bOffset <= last(aOffset, aLength) && aOffset <= last(bOffset, bLength)
+        }
+    }
+}
+
 /// Someone waiting for an oplock break to finish (acknowledged, closed or timed out).
 final class SMBBreakWaiter: @unchecked Sendable {
     var continuation: CheckedContinuation<Void, Never>?
@@ -43,6 +77,11 @@ final class SMBFileState: @unchecked Sendable {
     var deleteOnClose = false
     var waiters: [SMBBreakWaiter] = []
     let levelIIHolders = Atomic<Int>(0)
+    /// Byte-range locks (MS-FSA §2.1.5.7) and LOCK requests waiting for a range.
+    var locks: [SMBByteRangeLock] = []
+    var lockWaiters: [SMBBreakWaiter] = []
+    /// Read without the table's lock by READ and WRITE: zero means no range check is needed.
+    let lockCount = Atomic<Int>(0)
 
     init(handle: FileHandle) {
         self.handle = handle
@@ -217,6 +256,105 @@ final class SMBFileTable: Sendable {
     func openedForDelete(_ handle: FileHandle) -> Bool {
         files.withLock { files in
             files[handle]?.opens.contains { $0.access & SMBAccess.delete != 0 } ?? false
+        }
+    }
+
+    // MARK: Byte-range locks
+
+    struct LockRequest {
+        let offset: UInt64
+        let length: UInt64
+        let exclusive: Bool
+    }
+
+    /// Takes all `requests` for one open, or none: returns the index of the first that
+    /// conflicts (with anyone's lock, the same open's included, as on Windows).
+    func lock(_ state: SMBFileState, connection: SMBConnection, openID: UInt64, _ requests: [LockRequest]) -> Int? {
+        files.withLock { _ in
+            var taken: [SMBByteRangeLock] = []
+            for (index, request) in requests.enumerated() {
+                // MS-FSA §2.1.5.7: an exclusive request conflicts with any overlapping lock; a
+                // shared one only with another open's exclusive lock.
+                let conflict = (state.locks + taken).contains { existing in
+                    guard existing.overlaps(request.offset, request.length) else { return false }
+                    let own = existing.connection === connection && existing.openID == openID
+                    return request.exclusive || (existing.exclusive && !own)
+                }
+                if conflict { return index }
+                taken.append(SMBByteRangeLock(connection: connection, openID: openID, offset: request.offset, length: request.length,
+                                              exclusive: request.exclusive))
+            }
+            state.locks += taken
+            state.lockCount.add(taken.count, ordering: .relaxed)
+            return nil
+        }
+    }
+
+    /// Removes exactly matching locks of one open; false (and nothing removed) when one of
+    /// them is not held.
+    func unlock(_ state: SMBFileState, connection: SMBConnection, openID: UInt64, _ requests: [LockRequest]) -> Bool {
+        let (ok, waiters): (Bool, [SMBBreakWaiter]) = files.withLock { _ in
+            var remaining = state.locks
+            for request in requests {
+                // Of stacked locks on the same range, the exclusive one goes first.
+                let matches: (SMBByteRangeLock) -> Bool = { $0.connection === connection && $0.openID == openID
+                    && $0.offset == request.offset && $0.length == request.length }
+                guard let index = remaining.firstIndex(where: { matches($0) && $0.exclusive }) ?? remaining.firstIndex(where: matches)
+                else { return (false, []) }
+                remaining.remove(at: index)
+            }
+            state.lockCount.subtract(state.locks.count - remaining.count, ordering: .relaxed)
+            state.locks = remaining
+            let woken = state.lockWaiters
+            state.lockWaiters.removeAll()
+            return (true, woken)
+        }
+        for waiter in waiters { waiter.continuation?.resume(); waiter.continuation = nil }
+        return ok
+    }
+
+    /// Drops every lock of an open (close) and wakes blocked LOCK requests.
+    func dropLocks(_ state: SMBFileState, connection: SMBConnection, openID: UInt64) {
+        guard state.lockCount.load(ordering: .relaxed) > 0 || !state.lockWaiters.isEmpty else { return }
+        let waiters: [SMBBreakWaiter] = files.withLock { _ in
+            let before = state.locks.count
+            state.locks.removeAll { $0.connection === connection && $0.openID == openID }
+            state.lockCount.subtract(before - state.locks.count, ordering: .relaxed)
+            let woken = state.lockWaiters
+            state.lockWaiters.removeAll()
+            return woken
+        }
+        for waiter in waiters { waiter.continuation?.resume(); waiter.continuation = nil }
+    }
+
+    /// Parks a blocked LOCK until some lock of the file is released.
+    func waitForUnlock(_ state: SMBFileState, _ waiter: SMBBreakWaiter, _ continuation: CheckedContinuation<Void, Never>) {
+        files.withLock { _ in
+            waiter.continuation = continuation
+            state.lockWaiters.append(waiter)
+        }
+    }
+
+    /// Wakes one parked LOCK (cancelled or its connection went away).
+    func wake(_ state: SMBFileState, _ waiter: SMBBreakWaiter) {
+        let continuation: CheckedContinuation<Void, Never>? = files.withLock { _ in
+            state.lockWaiters.removeAll { $0 === waiter }
+            defer { waiter.continuation = nil }
+            return waiter.continuation
+        }
+        continuation?.resume()
+    }
+
+    /// Whether I/O by `openID` on a range conflicts with someone's lock: a read with another
+    /// open's exclusive lock, a write with any other open's lock or a shared lock of its own.
+    func ioConflicts(_ state: SMBFileState, connection: SMBConnection, openID: UInt64, offset: UInt64, length: UInt64, write: Bool) -> Bool {
+        files.withLock { _ in
+            state.locks.contains { lock in
+                guard lock.overlaps(offset, length) else { return false }
+                let own = lock.connection === connection && lock.openID == openID
+                if write { return !own || !lock.exclusive }
+                return !own && lock.exclusive
+            }
         }
     }
 

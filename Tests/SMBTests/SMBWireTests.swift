@@ -50,3 +50,25 @@ struct SMBWireTests {
         #expect(FileTime.timespec(UInt64.max) == nil)
     }
 }
+
+@Suite("SMB byte-range lock geometry")
+struct SMBLockGeometryTests {
+    /// smbtorture smb2.lock.zerobytelength's table: a zero-byte lock at 10 against others.
+    @Test("Zero-byte locks collide only with ranges that start before them and reach them")
+    func zeroByteTable() {
+        func collide(_ a: (UInt64, UInt64), _ b: (UInt64, UInt64)) -> Bool {
+            // The geometry does not depend on the owner; any connection object will do.
+            SMBByteRangeLock.rangesCollide(a.0, a.1, b.0, b.1)
+        }
+        let cases: [((UInt64, UInt64), (UInt64, UInt64), Bool)] = [
+            ((10, 0), (10, 0), false), ((10, 0), (9, 1), false), ((10, 0), (10, 1), false), ((10, 0), (11, 1), false),
+            ((10, 0), (9, 2), true), ((10, 0), (10, 2), false), ((10, 0), (9, 3), true), ((0, 0), (0, 0), false),
+            ((100, 10), (102, 0), true), ((100, 10), (109, 1), true), ((100, 10), (110, 5), false),
+            ((UInt64.max, 1), (UInt64.max, 1), true), ((UInt64.max - 1, 1), (UInt64.max, 1), false),
+        ]
+        for (first, second, expected) in cases {
+            #expect(collide(first, second) == expected, "\(first) vs \(second)")
+            #expect(collide(second, first) == expected, "\(second) vs \(first)")
+        }
+    }
+}
