@@ -142,6 +142,10 @@ extension SMBConnection {
             writer.u32(0)
             writer.u8(0)
         }
+        // The interim reply leaves now: the final one (a change, CANCEL, a close) must never
+        // overtake it.
+        flushReply(reply)
+        reply.reset()
     }
 
     /// FILE_NOTIFY_INFORMATION entries, or NOTIFY_ENUM_DIR when they do not fit.
@@ -188,7 +192,19 @@ extension SMBConnection {
     }
 
     /// CANCEL: by AsyncId for an async request, by MessageId otherwise; no reply of its own.
+    /// Samba's client sometimes cancels with MessageId 0 and no AsyncId (seen on the wire when
+    /// it cancels before the interim reply arrived); 0 is never a request's id after NEGOTIATE,
+    /// so it means this session's latest pending request.
     func cancel(_ request: SMB2Request) {
+        if !request.header.flags.contains(.async) && request.header.messageID == 0 {
+            let sessionID = request.header.sessionID
+            if let latest = pendingNotifies.values.filter({ $0.sessionID == sessionID }).max(by: { $0.asyncID < $1.asyncID }) {
+                finishNotify(asyncID: latest.asyncID, status: .cancelled)
+            } else if let (messageID, _) = blockedLocks.max(by: { $0.key < $1.key }) {
+                _ = cancelBlockedLock(messageID: messageID)
+            }
+            return
+        }
         if request.header.flags.contains(.async) {
             if cancelBlockedLock(asyncID: request.header.asyncID) { return }
         } else if cancelBlockedLock(messageID: request.header.messageID) {

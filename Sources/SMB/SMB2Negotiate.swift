@@ -90,12 +90,11 @@ extension SMBConnection {
                 cipher = SMB2Cipher(rawValue: chosenCipher!)
             }
             if !signingAlgorithms.isEmpty {
-                // AES-CMAC when offered: Samba's client rejects this server's GMAC-signed
-                // asynchronous replies (CHANGE_NOTIFY) for a reason not found yet, so GMAC is
-                // used only for clients that offer it without CMAC. AES-CMAC is also the
-                // answer when nothing offered is supported (§3.3.5.4).
-                let choice: SMBSigner.Algorithm = signingAlgorithms.contains(1) ? .aesCMAC
-                    : signingAlgorithms.contains(2) ? .aesGMAC : signingAlgorithms.contains(0) ? .hmacSHA256 : .aesCMAC
+                // AES-GMAC when offered (one GHASH pass, cheaper than CMAC), then AES-CMAC, then
+                // HMAC-SHA-256; AES-CMAC is also the answer when nothing offered is supported
+                // (§3.3.5.4).
+                let choice: SMBSigner.Algorithm = signingAlgorithms.contains(2) ? .aesGMAC
+                    : signingAlgorithms.contains(1) ? .aesCMAC : signingAlgorithms.contains(0) ? .hmacSHA256 : .aesCMAC
                 chosenSigning = choice.rawValue
                 signingAlgorithm = choice
             }
