@@ -81,10 +81,12 @@ let package = Package(
         // JSON without Foundation: configuration, the admin API, S3 POST policies.
         .target(name: "JSON", swiftSettings: fastSettings),
         .target(name: "S3", dependencies: ["HTTP", "VFS", "Crypto", "JSON", "Runtime"], swiftSettings: fastSettings),
+        // SMB2/SMB3 on the runtime's loops and the VFS.
+        .target(name: "SMB", dependencies: ["Runtime", "VFS", "Crypto"], swiftSettings: fastSettings),
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "NFS4", "HTTP", "S3", "JSON",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "NFS4", "HTTP", "S3", "SMB", "JSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings
@@ -131,6 +133,7 @@ let package = Package(
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
         .testTarget(name: "NFS4Tests", dependencies: ["NFS4", "NFS3", "ONCRPC", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "LoadClients", "Runtime"]),
+        .testTarget(name: "SMBTests", dependencies: ["SMB", "Crypto", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]
 )

@@ -1,19 +1,26 @@
 import COpenSSL
 
 /// A message digest computed incrementally (MD5 for S3 ETags, SHA-256 for SigV4 payload
-/// hashes) through OpenSSL's EVP interface. One instance per computation; not shared between
+/// hashes, SHA-512 for the SMB 3.1.1 preauthentication integrity hash) through OpenSSL's EVP interface. One instance per computation; not shared between
 /// threads.
 public final class Digest {
     public enum Algorithm: Sendable {
-        case md5, sha256
+        case md5, sha256, sha512
 
-        var length: Int { self == .md5 ? 16 : 32 }
+        var length: Int {
+            switch self {
+            case .md5: 16
+            case .sha256: 32
+            case .sha512: 64
+            }
+        }
 
         /// The implementations, fetched once (EVP_MD_fetch is a provider lookup: too slow per call).
         fileprivate var implementation: OpaquePointer {
             switch self {
             case .md5: return DigestImplementations.md5
             case .sha256: return DigestImplementations.sha256
+            case .sha512: return DigestImplementations.sha512
             }
         }
     }
@@ -75,6 +82,7 @@ public final class Digest {
 private enum DigestImplementations {
     nonisolated(unsafe) static let md5: OpaquePointer = EVP_MD_fetch(nil, "MD5", nil)!
     nonisolated(unsafe) static let sha256: OpaquePointer = EVP_MD_fetch(nil, "SHA256", nil)!
+    nonisolated(unsafe) static let sha512: OpaquePointer = EVP_MD_fetch(nil, "SHA512", nil)!
 }
 
 /// HMAC-SHA-256 (RFC 2104) with the key's inner and outer states computed once, so each MAC
@@ -124,6 +132,25 @@ public final class HMACSHA256 {
         EVP_DigestUpdate(work, digest, 32)
         digest.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(work, $0.baseAddress, &length) }
         return digest
+    }
+
+    /// Starts an incremental MAC (SMB2 signing feeds a header and data by reference).
+    public func start() {
+        EVP_MD_CTX_copy_ex(work, inner)
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        if let base = bytes.baseAddress, !bytes.isEmpty { EVP_DigestUpdate(work, base, bytes.count) }
+    }
+
+    /// Writes the 32-byte MAC of everything fed since `start()` to `out`.
+    public func finish(into out: UnsafeMutableRawPointer) {
+        var length: UInt32 = 0
+        let bytes = out.assumingMemoryBound(to: UInt8.self)
+        EVP_DigestFinal_ex(work, bytes, &length)
+        EVP_MD_CTX_copy_ex(work, outer)
+        EVP_DigestUpdate(work, bytes, 32)
+        EVP_DigestFinal_ex(work, bytes, &length)
     }
 
     public func mac(_ message: String) -> [UInt8] {

@@ -69,6 +69,15 @@ public final class NASServer: ServerControl, @unchecked Sendable {
                 throw error
             }
         }
+        if server.smbPort != 0 {
+            do {
+                let smb = try SMBService.start(configuration, vfs: vfs, group: group, logger: logger)
+                markServed(port: server.smbPort, address: "\(display):\(smb.port)")
+            } catch {
+                group.shutdown()
+                throw error
+            }
+        }
         if server.s3Port != 0 {
             do {
                 let s3 = try S3Service.start(configuration, vfs: vfs, group: group, logger: logger)

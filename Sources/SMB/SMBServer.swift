@@ -1,0 +1,108 @@
+import Runtime
+import Synchronization
+import VFS
+
+/// A configured share: a namespace path offered under a name.
+public struct SMBShare: Sendable {
+    public let name: String
+    public let path: String
+    public let guest: Bool
+    public let readOnly: Bool
+    public let encrypt: Bool
+    public let comment: String
+
+    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false, comment: String = "") {
+        self.name = name
+        self.path = path
+        self.guest = guest
+        self.readOnly = readOnly
+        self.encrypt = encrypt
+        self.comment = comment
+    }
+}
+
+/// How the SMB service is set up.
+public struct SMBSettings: Sendable {
+    public var shares: [SMBShare]
+    public var users: [SMBUser]
+    /// The NetBIOS name the server gives in NTLM challenges and share lists.
+    public var serverName: String
+    public var domain: String
+    /// Require every session (but guest and anonymous ones) to sign.
+    public var signingRequired: Bool
+    /// Largest READ, WRITE and IOCTL payload (MaxReadSize/MaxWriteSize/MaxTransactSize).
+    public var maxIOSize: Int
+    /// Credits one connection may hold at most.
+    public var maxCredits: Int
+    /// Requests one connection may have running at once; past it the connection stops reading.
+    public var maxRequestsInFlight: Int
+
+    public init(shares: [SMBShare], users: [SMBUser], serverName: String = "DMANOEL-NAS", domain: String = "WORKGROUP",
+                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128) {
+        self.shares = shares
+        self.users = users
+        self.serverName = serverName
+        self.domain = domain
+        self.signingRequired = signingRequired
+        self.maxIOSize = maxIOSize
+        self.maxCredits = maxCredits
+        self.maxRequestsInFlight = maxRequestsInFlight
+    }
+}
+
+/// The SMB2/SMB3 server: settings shared by every connection on every loop (immutable after
+/// start), and the factory for connections.
+public final class SMBServer: @unchecked Sendable {
+    let vfs: VirtualFileSystem
+    let settings: SMBSettings
+    let guid: [UInt8]
+    let startTime: UInt64
+    /// Share modes and oplocks of open files, across connections.
+    let files = SMBFileTable()
+    /// Directory watches of CHANGE_NOTIFY, across connections.
+    let notify = SMBNotifyRegistry()
+    private let usersByName: [String: SMBUser]
+
+    public init(vfs: VirtualFileSystem, settings: SMBSettings) {
+        self.vfs = vfs
+        self.settings = settings
+        guid = Bytes.random(16)
+        startTime = FileTime.now()
+        var byName: [String: SMBUser] = [:]
+        for user in settings.users { byName[user.name.lowercased()] = user }
+        usersByName = byName
+    }
+
+    func user(named name: String) -> SMBUser? { usersByName[name.lowercased()] }
+
+    /// Authenticated sessions of every connection, so a client that reconnects can end the
+    /// session it had before (PreviousSessionId, MS-SMB2 §3.3.5.5.3).
+    private let sessions = Mutex<[UInt64: (connection: SMBConnection, user: String)]>([:])
+
+    func register(_ id: UInt64, connection: SMBConnection, user: String) {
+        sessions.withLock { $0[id] = (connection, user) }
+    }
+
+    func unregister(_ id: UInt64, connection: SMBConnection) {
+        sessions.withLock { table in
+            if table[id]?.connection === connection { table[id] = nil }
+        }
+    }
+
+    /// Ends session `id` on whatever connection holds it, if it belongs to `user`.
+    func expire(_ id: UInt64, user: String) {
+        guard let entry = sessions.withLock({ $0[id] }), entry.user.lowercased() == user.lowercased() else { return }
+        let connection = entry.connection
+        connection.connection.loop.execute { connection.expireSession(id) }
+    }
+
+    func share(named name: String) -> SMBShare? {
+        let lower = name.lowercased()
+        return settings.shares.first { $0.name.lowercased() == lower }
+    }
+
+    /// Builds the handler for each new connection.
+    public var factory: ConnectionFactory {
+        { [self] connection in SMBConnection(server: self, connection: connection) }
+    }
+}
