@@ -6,6 +6,16 @@ import VFS
 /// sits in memory.
 extension S3Gateway {
     func getObject(_ call: S3Call, head: Bool) async throws(S3Error) -> Int {
+        // An object replaced by a PUT between our lookup and our first read is looked up again
+        // (the reader gets the new object whole rather than a cut-off response).
+        for _ in 0..<3 {
+            if let sent = try await getObjectOnce(call, head: head) { return sent }
+        }
+        throw .internalError
+    }
+
+    /// nil when the object changed under us before anything was sent: try again.
+    private func getObjectOnce(_ call: S3Call, head: Bool) async throws(S3Error) -> Int? {
         let root = try await bucketDirectory(call.bucket)
         let path = try ObjectPath(call.key)
         var handle: FileHandle
@@ -57,6 +67,17 @@ extension S3Gateway {
         }
         let start = range?.lowerBound ?? 0
         let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
+        // The first piece is read before the head goes out, so a failure still has a status.
+        var first: ReadResult?
+        if !head && length > 0 {
+            do {
+                first = try await vfs.read(handle, offset: start, count: Int(min(length, UInt64(Self.ioSize))), credentials: call.credentials)
+            } catch .stale, .notFound {
+                return nil
+            } catch {
+                throw S3Error(error)
+            }
+        }
         call.exchange.respond(range == nil ? .ok : .partialContent, contentLength: length) { headers in
             headers.add("x-amz-request-id", call.requestID)
             headers.add("Last-Modified", HTTPDate.format(seconds: attributes.mtime.seconds))
@@ -67,18 +88,24 @@ extension S3Gateway {
             shown.write(to: &headers)
         }
         if head || length == 0 { return 0 }
-        return try await sendData(call, handle: handle, offset: start, length: length)
+        return try await sendData(call, handle: handle, offset: start, length: length, first: first)
     }
 
     /// Streams `length` bytes from `offset`: each VFS read's segments go out by reference, and
     /// the loop waits whenever more than a few MiB are queued on the socket.
-    func sendData(_ call: S3Call, handle: FileHandle, offset: UInt64, length: UInt64) async throws(S3Error) -> Int {
+    func sendData(_ call: S3Call, handle: FileHandle, offset: UInt64, length: UInt64, first: ReadResult? = nil) async throws(S3Error) -> Int {
         var sent: UInt64 = 0
+        var pending = first
         while sent < length {
             let want = Int(min(length - sent, UInt64(Self.ioSize)))
             let result: ReadResult
             do {
-                result = try await vfs.read(handle, offset: offset + sent, count: want, credentials: call.credentials)
+                if let ready = pending {
+                    result = ready
+                    pending = nil
+                } else {
+                    result = try await vfs.read(handle, offset: offset + sent, count: want, credentials: call.credentials)
+                }
             } catch {
                 // The head is out: all that can be done is to cut the response short.
                 call.exchange.connection.close()
