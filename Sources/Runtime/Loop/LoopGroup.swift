@@ -13,14 +13,16 @@ public struct LoopGroupSettings: Sendable {
     public var topology: Topology?
     /// Pin loops to CPUs (tests on a busy machine may turn this off).
     public var pinThreads: Bool
-    /// Open connections allowed over all listeners, and from one client address.
+    /// Open connections allowed over all listeners, and from one client address (no limit
+    /// unless set: the server sets them from its configuration; tools built on the runtime,
+    /// like the echo benchmark, are not capped).
     public var maxConnections: Int
     public var maxConnectionsPerClient: Int
 
     public init(threads: Int? = nil, delegationThreads: Int = RuntimeDefaults.delegationThreads,
                 io: IOBackendKind = RuntimeDefaults.io, pollMode: PollMode = RuntimeDefaults.pollMode,
                 spinNanoseconds: Int = RuntimeDefaults.spinNanoseconds, topology: Topology? = nil, pinThreads: Bool = true,
-                maxConnections: Int = RuntimeDefaults.maxConnections, maxConnectionsPerClient: Int = RuntimeDefaults.maxConnectionsPerClient) {
+                maxConnections: Int = .max, maxConnectionsPerClient: Int = .max) {
         self.maxConnections = maxConnections
         self.maxConnectionsPerClient = maxConnectionsPerClient
         self.threads = threads
