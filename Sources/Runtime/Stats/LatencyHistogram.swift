@@ -31,9 +31,13 @@ public struct LatencyHistogram: Sendable, Equatable {
         self.sum = sum
     }
 
+    /// An empty histogram to share (copies share its storage).
+    public static let empty = LatencyHistogram()
+
     /// The non-empty buckets as (index, count): a compact form to send elsewhere.
     public var nonEmptyBuckets: [(index: Int, count: UInt64)] {
-        counts.indices.compactMap { counts[$0] > 0 ? ($0, counts[$0]) : nil }
+        if total == 0 { return [] }
+        return counts.indices.compactMap { counts[$0] > 0 ? ($0, counts[$0]) : nil }
     }
 
     @inline(__always)
@@ -73,6 +77,8 @@ public struct LatencyHistogram: Sendable, Equatable {
     }
 
     public mutating func add(_ other: LatencyHistogram) {
+        // Most operations of a protocol never run: adding an empty histogram is free.
+        guard other.total > 0 else { return }
         for index in 0..<Self.bucketCount { counts[index] &+= other.counts[index] }
         total &+= other.total
         sum &+= other.sum
@@ -82,6 +88,8 @@ public struct LatencyHistogram: Sendable, Equatable {
     /// What was recorded since `earlier` (a snapshot of the same histogram); the maximum is the
     /// largest value in the buckets that grew.
     public func subtracting(_ earlier: LatencyHistogram) -> LatencyHistogram {
+        // Nothing recorded in between (the usual case for most operations): an empty result.
+        if total == earlier.total { return Self.empty }
         var result = LatencyHistogram()
         var top = -1
         for index in 0..<Self.bucketCount {
