@@ -228,3 +228,48 @@ def test_console_under_s3_load_shows_s3_rates(nas_bin, tmp_path):
         term.type("q")
     finally:
         term.close()
+
+
+def test_console_under_smb_load_shows_smb_rates(nas_bin, tmp_path):
+    """smbclient traffic lights up the SMB row with a rate and latencies."""
+    import json
+    import subprocess
+    import threading
+
+    from conftest import free_port
+
+    smb_port = free_port()
+    config = tmp_path / "nas.json"
+    config.write_text(json.dumps({
+        "server": {"bind": "127.0.0.1", "nfs_port": 0, "smb_port": smb_port, "s3_port": 0, "admin_port": 0, "metrics_port": 0},
+        "mounts": {"memfs": {"module": "memfs", "path": "/"}},
+        "shares": {"files": {"path": "/memfs"}},
+        "users": {"nas": {"password": "naspassword", "uid": 1000, "gid": 1000}}}))
+    config.chmod(0o600)
+    (tmp_path / "f.bin").write_bytes(b"z" * 200_000)
+    term = Tmux(f"{nas_bin} serve --console --interval 0.3 --config {config}", width=100, height=32)
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            subprocess.run(["smbclient", "-p", str(smb_port), "//127.0.0.1/files", "-U", "nas%naspassword", "-m", "SMB3_11",
+                            "-c", "put f.bin f.bin; get f.bin g.bin; ls"], cwd=tmp_path, capture_output=True, timeout=30)
+
+    try:
+        assert wait_for(lambda: "── Threads" in term.screen()), term.screen()
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            def smb_row():
+                for line in term.screen().splitlines():
+                    fields = line.split()
+                    if fields[:1] == ["SMB"] and len(fields) >= 4 and fields[1] != "0" and fields[3] != "-":
+                        return fields
+                return None
+            assert wait_for(smb_row, timeout=30), term.screen()
+        finally:
+            stop.set()
+            worker.join()
+        term.type("q")
+    finally:
+        term.close()
