@@ -83,18 +83,22 @@ extension S3Gateway {
         respondXML(call, document)
     }
 
+    /// The bucket, and the object when the request names one, must exist.
+    private func requireTarget(_ call: S3Call) async throws(S3Error) {
+        let root = try await bucketDirectory(call.bucket)
+        guard !call.key.isEmpty else { return }
+        let path = try ObjectPath(call.key)
+        do {
+            _ = try await walk(root, path.components, credentials: call.credentials)
+        } catch {
+            throw .noSuchKey
+        }
+    }
+
     /// GetBucketVersioning (never enabled), and GetBucketAcl / GetObjectAcl (the owner has
     /// full control): tools ask for these before they do anything else.
     func getBucketConfiguration(_ call: S3Call) async throws(S3Error) {
-        let root = try await bucketDirectory(call.bucket)
-        if !call.key.isEmpty {
-            let path = try ObjectPath(call.key)
-            do {
-                _ = try await walk(root, path.components, credentials: call.credentials)
-            } catch {
-                throw .noSuchKey
-            }
-        }
+        try await requireTarget(call)
         var document = XMLWriter()
         if call.query.has("versioning") {
             document.open("VersioningConfiguration", namespace: true)
@@ -119,15 +123,7 @@ extension S3Gateway {
     /// PutBucketAcl / PutObjectAcl: the one ACL this server has is "private" (the owner has
     /// full control, others nothing), so that canned ACL is accepted and any other refused.
     func putACL(_ call: S3Call) async throws(S3Error) {
-        let root = try await bucketDirectory(call.bucket)
-        if !call.key.isEmpty {
-            let path = try ObjectPath(call.key)
-            do {
-                _ = try await walk(root, path.components, credentials: call.credentials)
-            } catch {
-                throw .noSuchKey
-            }
-        }
+        try await requireTarget(call)
         _ = try await readXMLBody(call, required: false)
         guard (call.request.value("x-amz-acl") ?? "private") == "private" else {
             throw S3Error("NotImplemented", .notImplemented, "Only the canned ACL \"private\" is supported.")
