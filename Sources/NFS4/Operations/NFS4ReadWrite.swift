@@ -23,6 +23,24 @@ extension NFS4Compound {
         return (open, kind == .lock ? owner : nil)
     }
 
+    /// Byte-range locks of other owners that `range` would cross: through the open the
+    /// request holds, or the file's table for I/O without an open (anonymous stateid).
+    func checkLocks(_ range: ByteRange, write: Bool, open: OpenFile?, lockOwner: StateOwner?, file: FileHandle) throws(NFS4Error) {
+        if let open {
+            if open.conflictingLock(range, write: write, lockOwner: lockOwner) != nil { throw .status(.locked) }
+        } else if let fileState = vfs.fileStates.state(of: file),
+                  fileState.conflictingLock(range, write: write, owner: StateOwner(client: 0, owner: 0)) != nil {
+            throw .status(.locked)
+        }
+    }
+
+    /// I/O is for regular files: NFS4ERR_ISDIR for a directory, NFS4ERR_INVAL for anything else.
+    func requireRegularFile(_ file: FileHandle) async throws {
+        let type = try await vfs.getattr(file, mask: [.type]).type
+        if type == .directory { throw NFS4Error.status(.isdir) }
+        if type != .regular { throw NFS4Error.status(.inval) }
+    }
+
     /// READ: the data goes out by reference when READ is the compound's last operation
     /// (the usual case), copied into the reply otherwise.
     func read() async throws(NFS4Error) {
@@ -38,16 +56,10 @@ extension NFS4Compound {
         let (export, file) = try currentFile(pseudo: .isdir)
         let (open, lockOwner) = try ioState(stateid, file: file, write: false)
         let range = ByteRange(offset: offset, length: UInt64(count))
-        if let open {
-            if open.conflictingLock(range, write: false, lockOwner: lockOwner) != nil { throw .status(.locked) }
-        } else if let fileState = vfs.fileStates.state(of: file), fileState.conflictingLock(range, write: false, owner: StateOwner(client: 0, owner: 0)) != nil {
-            throw .status(.locked)
-        }
+        try checkLocks(range, write: false, open: open, lockOwner: lockOwner, file: file)
         let result: ReadResult
         do {
-            let type = try await vfs.getattr(file, mask: [.type]).type
-            if type == .directory { throw NFS4Error.status(.isdir) }
-            if type != .regular { throw NFS4Error.status(.inval) }
+            try await requireRegularFile(file)
             result = try await vfs.read(file, offset: offset, count: count, credentials: credentials(export))
         } catch let error as NFS4Error {
             throw error
@@ -81,16 +93,10 @@ extension NFS4Compound {
         guard !export.readOnly else { throw .status(.rofs) }
         let (open, lockOwner) = try ioState(stateid, file: file, write: true)
         let range = ByteRange(offset: offset, length: UInt64(data.count))
-        if let open {
-            if open.conflictingLock(range, write: true, lockOwner: lockOwner) != nil { throw .status(.locked) }
-        } else if let fileState = vfs.fileStates.state(of: file), fileState.conflictingLock(range, write: true, owner: StateOwner(client: 0, owner: 0)) != nil {
-            throw .status(.locked)
-        }
+        try checkLocks(range, write: true, open: open, lockOwner: lockOwner, file: file)
         let result: WriteResult
         do {
-            let type = try await vfs.getattr(file, mask: [.type]).type
-            if type == .directory { throw NFS4Error.status(.isdir) }
-            if type != .regular { throw NFS4Error.status(.inval) }
+            try await requireRegularFile(file)
             result = try await vfs.write(file, offset: offset, data: data, stability: stability, credentials: credentials(export))
         } catch let error as NFS4Error {
             throw error
@@ -110,9 +116,7 @@ extension NFS4Compound {
         let count = UInt64(try uint32())
         let (_, file) = try currentFile(pseudo: .isdir)
         do {
-            let type = try await vfs.getattr(file, mask: [.type]).type
-            if type == .directory { throw NFS4Error.status(.isdir) }
-            if type != .regular { throw NFS4Error.status(.inval) }
+            try await requireRegularFile(file)
             _ = try await vfs.commit(file, offset: offset, count: count)
         } catch let error as NFS4Error {
             throw error
