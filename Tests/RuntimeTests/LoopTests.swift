@@ -155,7 +155,7 @@ actor LoopBoundCounter {
     let loop: EventLoop
     var value = 0
     var onLoopEveryTime = true
-    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.serialExecutor.asUnownedSerialExecutor() }
 
     init(loop: EventLoop) { self.loop = loop }
 

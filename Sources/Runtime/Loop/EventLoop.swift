@@ -19,6 +19,8 @@ public final class EventLoop: @unchecked Sendable {
     public let node: Int
     public let backendKind: IOBackendKind
     public let stats = LoopStats()
+    /// The executor for actors that live on this loop (see EventLoop+Executor.swift).
+    public let serialExecutor = LoopSerialExecutor()
     let logger: Logger
 
     // Knobs other threads may change while the loop runs.
@@ -81,6 +83,7 @@ public final class EventLoop: @unchecked Sendable {
         self.logger = logger
         doorbellFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard doorbellFD >= 0 else { throw RuntimeError.system("eventfd", errno) }
+        serialExecutor.loop = self
     }
 
     deinit {
@@ -479,7 +482,8 @@ public final class EventLoop: @unchecked Sendable {
         tasksRun &+= 1
         switch job {
         case let .closure(body): body()
-        case let .task(job): job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        case let .task(job): job.runSynchronously(on: asUnownedTaskExecutor())
+        case let .isolated(job): job.runSynchronously(isolatedTo: serialExecutor.asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
         }
     }
 

@@ -4,7 +4,10 @@ import Synchronization
 /// (see `EventLoop.execute`); local ones never leave the loop, hence the unchecked conformance.
 enum LoopJob: @unchecked Sendable {
     case closure(() -> Void)
+    /// A job of a task that prefers this loop as its task executor.
     case task(UnownedJob)
+    /// A job of an actor whose serial executor is this loop's.
+    case isolated(UnownedJob)
 }
 
 /// The queue other threads use to hand work to a loop. Producers append under a mutex and
