@@ -68,16 +68,18 @@ public final class HTTPExchange: @unchecked Sendable {
         precondition(!responded, "a response was already written")
         responded = true
         if !request.keepAlive { closeAfter = true }
-        scratch.removeAll(keepingCapacity: true)
-        var writer = HTTPHeaderWriter(bytes: scratch)
+        // The writer takes the scratch array over (a copy would make every append reallocate).
+        var writer = HTTPHeaderWriter(bytes: [])
+        swap(&writer.bytes, &scratch)
+        writer.bytes.removeAll(keepingCapacity: true)
         writer.statusLine(status)
-        writer.add("Date", owner.dateCache.current())
+        owner.dateCache.appendField(to: &writer)
         writer.add("Server", "dmanoel-NAS")
         headers(&writer)
         if let contentLength { writer.add("Content-Length", contentLength) }
         if closeAfter { writer.add("Connection", "close") }
         writer.end()
-        scratch = writer.bytes
+        swap(&writer.bytes, &scratch)
         scratch.withUnsafeBytes { connection.write($0) }
     }
 
@@ -118,85 +120,178 @@ public struct HTTPHeaderWriter {
     var bytes: [UInt8]
 
     mutating func statusLine(_ status: HTTPStatus) {
-        bytes.append(contentsOf: "HTTP/1.1 ".utf8)
+        append("HTTP/1.1 ")
         appendDecimal(UInt64(status.code))
         bytes.append(0x20)
-        bytes.append(contentsOf: UnsafeRawBufferPointer(start: status.reason.utf8Start, count: status.reason.utf8CodeUnitCount))
-        bytes.append(contentsOf: [0x0D, 0x0A])
+        append(status.reason)
+        endLine()
     }
 
     public mutating func add(_ name: StaticString, _ value: String) {
-        bytes.append(contentsOf: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        bytes.append(contentsOf: [0x3A, 0x20])
-        appendValue(value)
-        bytes.append(contentsOf: [0x0D, 0x0A])
+        startField(name)
+        var value = value
+        value.withUTF8 { appendValue(UnsafeRawBufferPointer($0)) }
+        endLine()
     }
 
-    /// Never lets a value break the head: CR and LF become spaces.
-    private mutating func appendValue(_ value: String) {
-        if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) {
-            for b in value.utf8 { bytes.append(b == 0x0D || b == 0x0A ? 0x20 : b) }
-        } else {
-            bytes.append(contentsOf: value.utf8)
-        }
+    /// A field whose value is given as bytes (CR and LF in it become spaces).
+    public mutating func add(_ name: StaticString, bytes value: UnsafeRawBufferPointer) {
+        startField(name)
+        appendValue(value)
+        endLine()
+    }
+
+    /// A field whose value is `value` in double quotes (an ETag).
+    public mutating func add(_ name: StaticString, quoted value: String) {
+        startField(name)
+        bytes.append(UInt8(ascii: "\""))
+        var value = value
+        value.withUTF8 { appendValue(UnsafeRawBufferPointer($0)) }
+        bytes.append(UInt8(ascii: "\""))
+        endLine()
+    }
+
+    /// A field whose value is an HTTP date (IMF-fixdate) of `seconds` since the epoch.
+    public mutating func add(_ name: StaticString, date seconds: Int64) {
+        startField(name)
+        HTTPDate.append(seconds: seconds, to: &bytes)
+        endLine()
     }
 
     public mutating func add(_ name: StaticString, _ value: UInt64) {
-        bytes.append(contentsOf: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        bytes.append(contentsOf: [0x3A, 0x20])
+        startField(name)
         appendDecimal(value)
-        bytes.append(contentsOf: [0x0D, 0x0A])
+        endLine()
     }
 
     /// A field whose name is only known at run time (x-amz-meta-*); the name must be a token.
     public mutating func add(name: String, _ value: String) {
         for b in name.utf8 where HTTPHeadParser.isTokenByte(b) { bytes.append(b) }
-        bytes.append(contentsOf: [0x3A, 0x20])
-        appendValue(value)
-        bytes.append(contentsOf: [0x0D, 0x0A])
+        bytes.append(0x3A)
+        bytes.append(0x20)
+        var value = value
+        value.withUTF8 { appendValue(UnsafeRawBufferPointer($0)) }
+        endLine()
     }
 
-    mutating func end() { bytes.append(contentsOf: [0x0D, 0x0A]) }
+    mutating func end() { endLine() }
 
-    private mutating func appendDecimal(_ value: UInt64) {
-        if value == 0 { bytes.append(0x30); return }
-        var digits: (UInt64, Int) = (value, 0)
-        var tmp = [UInt8](repeating: 0, count: 20)
-        while digits.0 > 0 {
-            tmp[digits.1] = UInt8(digits.0 % 10) + 0x30
-            digits.0 /= 10
-            digits.1 += 1
+    @inline(__always)
+    private mutating func append(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    private mutating func startField(_ name: StaticString) {
+        append(name)
+        bytes.append(0x3A)
+        bytes.append(0x20)
+    }
+
+    @inline(__always)
+    private mutating func endLine() {
+        bytes.append(0x0D)
+        bytes.append(0x0A)
+    }
+
+    /// Never lets a value break the head: CR and LF become spaces.
+    private mutating func appendValue(_ value: UnsafeRawBufferPointer) {
+        var clean = true
+        for b in value where b == 0x0D || b == 0x0A { clean = false; break }
+        if clean {
+            bytes.append(contentsOf: value)
+        } else {
+            for b in value { bytes.append(b == 0x0D || b == 0x0A ? 0x20 : b) }
         }
-        for i in stride(from: digits.1 - 1, through: 0, by: -1) { bytes.append(tmp[i]) }
+    }
+
+    mutating func appendDecimal(_ value: UInt64) {
+        HTTPDate.appendDecimal(value, to: &bytes)
     }
 }
 
 /// The IMF-fixdate of the current second (RFC 9110 §5.6.7), formatted once per second.
 final class HTTPDateCache {
     private var second: Int = -1
-    private var text = ""
+    private var text: [UInt8] = []
 
-    func current() -> String {
+    private func refresh() {
         let now = time(nil)
         if now != second {
             second = now
-            text = HTTPDate.format(seconds: Int64(now))
+            text.removeAll(keepingCapacity: true)
+            HTTPDate.append(seconds: Int64(now), to: &text)
         }
-        return text
+    }
+
+    func current() -> String {
+        refresh()
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Adds the "Date" field of a response.
+    func appendField(to writer: inout HTTPHeaderWriter) {
+        refresh()
+        text.withUnsafeBytes { writer.add("Date", bytes: $0) }
     }
 }
 
 /// Formats and parses HTTP dates (IMF-fixdate, e.g. "Tue, 24 Nov 2026 23:41:00 GMT").
 public enum HTTPDate {
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    private static let dayBytes: [UInt8] = Array("SunMonTueWedThuFriSat".utf8)
+    private static let monthBytes: [UInt8] = Array("JanFebMarAprMayJunJulAugSepOctNovDec".utf8)
 
     public static func format(seconds: Int64) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(29)
+        append(seconds: seconds, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the IMF-fixdate of `seconds` ("Tue, 24 Nov 2026 23:41:00 GMT", 29 bytes).
+    public static func append(seconds: Int64, to bytes: inout [UInt8]) {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        let day = Int(parts.tm_wday) * 3, month = Int(parts.tm_mon) * 3
+        bytes.append(contentsOf: dayBytes[day..<(day + 3)])
+        bytes.append(UInt8(ascii: ","))
+        bytes.append(0x20)
+        twoDigits(parts.tm_mday, &bytes)
+        bytes.append(0x20)
+        bytes.append(contentsOf: monthBytes[month..<(month + 3)])
+        bytes.append(0x20)
+        appendDecimal(UInt64(max(0, parts.tm_year + 1900)), to: &bytes)
+        bytes.append(0x20)
+        twoDigits(parts.tm_hour, &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        twoDigits(parts.tm_min, &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        twoDigits(parts.tm_sec, &bytes)
+        bytes.append(contentsOf: " GMT".utf8)
+    }
+
+    @inline(__always)
+    private static func twoDigits(_ value: Int32, _ bytes: inout [UInt8]) {
+        bytes.append(UInt8(truncatingIfNeeded: value / 10 % 10) + 0x30)
+        bytes.append(UInt8(truncatingIfNeeded: value % 10) + 0x30)
+    }
+
+    /// Appends `value` in decimal without building a string.
+    static func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
+        if value == 0 { bytes.append(0x30); return }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            while rest > 0 {
+                scratch[count] = UInt8(rest % 10) + 0x30
+                rest /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(scratch[i]) }
+        }
     }
 
     /// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); nil for anything else.

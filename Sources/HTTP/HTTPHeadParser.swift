@@ -67,8 +67,7 @@ struct HTTPHeadParser {
         let head = UnsafeRawBufferPointer(request.storage)
         let n = request.length
         // Request line: method SP target SP version.
-        var lineEnd = 0
-        while lineEnd < n && head[lineEnd] != 0x0A { lineEnd += 1 }
+        let lineEnd = indexOf(head, 0x0A, 0, n) ?? n
         var contentEnd = lineEnd
         if contentEnd > 0 && head[contentEnd - 1] == 0x0D { contentEnd -= 1 }
         guard let firstSpace = indexOf(head, 0x20, 0, contentEnd), firstSpace > 0 else {
@@ -80,7 +79,10 @@ struct HTTPHeadParser {
         guard let secondSpace = indexOf(head, 0x20, firstSpace + 1, contentEnd), secondSpace > firstSpace + 1 else {
             return .failure(.badRequest, "the request line has no target or no version")
         }
-        for i in (firstSpace + 1)..<secondSpace where head[i] <= 0x20 || head[i] >= 0x7F {
+        // One branch per byte: (b - 0x21) wraps below 0x21, so anything outside 0x21...0x7E is ≥ 0x5E.
+        var bad = false
+        for i in (firstSpace + 1)..<secondSpace { bad = bad || (head[i] &- 0x21) >= 0x5E }
+        if bad {
             return .failure(.badRequest, "the request target contains a space, control or non-ASCII byte")
         }
         if secondSpace - firstSpace - 1 > limits.maxTargetSize {
@@ -109,8 +111,7 @@ struct HTTPHeadParser {
         var sawTransferEncoding = false
         var position = lineEnd + 1
         while position < n {
-            var end = position
-            while end < n && head[end] != 0x0A { end += 1 }
+            let end = indexOf(head, 0x0A, position, n) ?? n
             var valueEnd = end
             if valueEnd > position && head[valueEnd - 1] == 0x0D { valueEnd -= 1 }
             defer { position = end + 1 }
@@ -177,13 +178,11 @@ struct HTTPHeadParser {
         UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
     }
 
+    /// The first `byte` in `bytes[from..<to]` (memchr: heads are a few hundred bytes, mostly
+    /// in the target and a few long fields).
     private func indexOf(_ bytes: UnsafeRawBufferPointer, _ byte: UInt8, _ from: Int, _ to: Int) -> Int? {
-        var i = from
-        while i < to {
-            if bytes[i] == byte { return i }
-            i += 1
-        }
-        return nil
+        guard from < to, let base = bytes.baseAddress, let found = memchr(base + from, Int32(byte), to - from) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {

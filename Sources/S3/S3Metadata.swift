@@ -99,7 +99,7 @@ struct ObjectMetadata: Equatable {
 
     /// Adds ETag, Content-Type, stored headers and x-amz-meta-* to a response.
     func write(to headers: inout HTTPHeaderWriter) {
-        headers.add("ETag", "\"\(etag)\"")
+        headers.add("ETag", quoted: etag)
         headers.add("Content-Type", contentType ?? "binary/octet-stream")
         for (name, value) in self.headers { headers.add(name: name, value) }
         for (name, value) in user { headers.add(name: "x-amz-meta-" + name, value) }

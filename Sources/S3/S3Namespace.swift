@@ -25,7 +25,7 @@ struct ObjectPath {
     init(_ key: String) throws(S3Error) {
         guard !key.isEmpty else { throw .invalidArgument("The object key is empty.") }
         guard key.utf8.count <= Self.maxKeyBytes else { throw S3Error("KeyTooLongError", .badRequest, "Your key is too long.") }
-        var parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        var parts = key.utf8.contains(UInt8(ascii: "/")) ? key.split(separator: "/", omittingEmptySubsequences: false).map(String.init) : [key]
         isDirectory = key.hasSuffix("/")
         if isDirectory { parts.removeLast() }
         guard !parts.isEmpty else { throw .invalidArgument("The object key \"/\" cannot be stored.") }

@@ -47,8 +47,14 @@ final class SigV4 {
     private let users: [String: S3User]
     /// Derived signing keys by "accessKey/date/region/service"; a key is valid for a day.
     private var keys: [String: HMACSHA256] = [:]
-    /// The canonical request being built (reused: no allocation per request once warm).
+    /// The canonical request being built, then the string to sign (reused: no allocation per
+    /// request once warm), and the working space for sorting the query.
     private var canonical: [UInt8] = []
+    private var querySpace: [UInt8] = []
+    private var queryOrder: [(name: Range<Int>, value: Range<Int>)] = []
+    /// The last credential seen and what it parsed to: clients sign request after request with
+    /// the same credential, so most requests skip parsing it and finding its user.
+    private var lastCredential: (text: [UInt8], scope: Scope)?
     /// Largest clock difference accepted for header-signed requests (AWS uses 15 minutes).
     static let maxSkew: Int64 = 15 * 60
 
@@ -109,9 +115,9 @@ final class SigV4 {
             throw .invalidRequest("Missing required header for this request: x-amz-content-sha256.")
         }
         let key = signingKey(scope)
-        let expected = try self.signature(of: request, rawPath: rawPath, canonicalQuery: query.canonical(),
-                                     signedHeaders: signedHeaders, payloadHash: payloadHash, amzDate: amzDate, scope: scope, key: key)
-        guard Self.constantTimeEqual(expected, String(signature)) else { throw .signatureDoesNotMatch }
+        let expected = try self.signature(of: request, rawPath: rawPath, query: query, excluding: nil,
+                                          signedHeaders: signedHeaders, payloadHash: payloadHash, amzDate: amzDate, scope: scope, key: key)
+        guard Self.constantTimeEqual(expected, signature) else { throw .signatureDoesNotMatch }
 
         let payload: PayloadProtection
         switch payloadHash {
@@ -151,9 +157,9 @@ final class SigV4 {
         if now >= requestTime + expires && (expires == 0 || now > requestTime + expires) { throw .accessDenied("Request has expired.") }
         let payloadHash = request.value("x-amz-content-sha256") ?? "UNSIGNED-PAYLOAD"
         let key = signingKey(scope)
-        let expected = try self.signature(of: request, rawPath: rawPath, canonicalQuery: query.canonical(excluding: "X-Amz-Signature"),
+        let expected = try self.signature(of: request, rawPath: rawPath, query: query, excluding: "X-Amz-Signature",
                                           signedHeaders: Substring(signedHeaders), payloadHash: payloadHash, amzDate: amzDate, scope: scope, key: key)
-        guard Self.constantTimeEqual(expected, signature) else { throw .signatureDoesNotMatch }
+        guard Self.constantTimeEqual(expected, Substring(signature)) else { throw .signatureDoesNotMatch }
         if payloadHash != "UNSIGNED-PAYLOAD", payloadHash.utf8.count == 64, let digest = Hex.decode(Substring(payloadHash)) {
             return Verified(user: scope.user, payload: .sha256(digest))
         }
@@ -190,15 +196,23 @@ final class SigV4 {
     /// "AKID/20261124/us-east-1/s3/aws4_request". Any region is accepted (the server has one
     /// namespace); the date must be the request's.
     private func parseCredential(_ credential: Substring, amzDate: String) throws(S3Error) -> Scope {
-        let parts = credential.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[4] == "aws4_request", parts[3] == "s3", parts[1].utf8.count == 8 else {
-            throw .authorizationMalformed("The Credential must look like ACCESSKEY/YYYYMMDD/REGION/s3/aws4_request.")
+        let scope: Scope
+        var credential = credential
+        if let last = lastCredential, credential.withUTF8({ $0.elementsEqual(last.text) }) {
+            scope = last.scope
+        } else {
+            let parts = credential.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 5, parts[4] == "aws4_request", parts[3] == "s3", parts[1].utf8.count == 8 else {
+                throw .authorizationMalformed("The Credential must look like ACCESSKEY/YYYYMMDD/REGION/s3/aws4_request.")
+            }
+            guard let user = users[String(parts[0])] else { throw .invalidAccessKeyId }
+            scope = Scope(user: user, date: parts[1], region: parts[2], service: parts[3], text: "\(parts[1])/\(parts[2])/\(parts[3])/aws4_request")
+            lastCredential = (Array(credential.utf8), scope)
         }
-        guard let user = users[String(parts[0])] else { throw .invalidAccessKeyId }
-        guard amzDate.hasPrefix(parts[1]) else {
-            throw .authorizationMalformed("The Credential's date \(parts[1]) is not the request's date.")
+        guard amzDate.utf8.starts(with: scope.date.utf8) else {
+            throw .authorizationMalformed("The Credential's date \(scope.date) is not the request's date.")
         }
-        return Scope(user: user, date: parts[1], region: parts[2], service: parts[3], text: "\(parts[1])/\(parts[2])/\(parts[3])/aws4_request")
+        return scope
     }
 
     private func signingKey(_ scope: Scope) -> HMACSHA256 {
@@ -215,16 +229,16 @@ final class SigV4 {
     }
 
     /// Builds the canonical request and string to sign (SigV4 §"Create a canonical request")
-    /// and returns the hex signature. The canonical request is assembled as bytes in a buffer
-    /// this loop reuses, straight from the request's own bytes.
-    private func signature(of request: HTTPRequest, rawPath: UnsafeRawBufferPointer, canonicalQuery: String, signedHeaders: Substring,
-                           payloadHash: String, amzDate: String, scope: Scope, key: HMACSHA256) throws(S3Error) -> String {
+    /// and returns the hex signature. Both are assembled as bytes in buffers this loop reuses,
+    /// straight from the request's own bytes.
+    private func signature(of request: HTTPRequest, rawPath: UnsafeRawBufferPointer, query: QueryParameters, excluding excluded: String?,
+                           signedHeaders: Substring, payloadHash: String, amzDate: String, scope: Scope, key: HMACSHA256) throws(S3Error) -> String {
         canonical.removeAll(keepingCapacity: true)
         request.withMethodBytes { canonical.append(contentsOf: $0) }
         canonical.append(0x0A)
         if rawPath.isEmpty { canonical.append(UInt8(ascii: "/")) } else { canonical.append(contentsOf: rawPath) }
         canonical.append(0x0A)
-        canonical.append(contentsOf: canonicalQuery.utf8)
+        query.appendCanonical(excluding: excluded, to: &canonical, scratch: &querySpace, order: &queryOrder)
         canonical.append(0x0A)
         var sawHost = false
         for name in signedHeaders.utf8.split(separator: UInt8(ascii: ";")) {
@@ -244,8 +258,16 @@ final class SigV4 {
         canonical.append(0x0A)
         canonical.append(contentsOf: payloadHash.utf8)
         let hash = canonical.withUnsafeBytes { Digest.hash(.sha256, $0) }
-        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope.text)\n\(Hex.encode(hash))"
-        return Hex.encode(key.mac(stringToSign))
+        // The string to sign reuses the same buffer.
+        canonical.removeAll(keepingCapacity: true)
+        canonical.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
+        canonical.append(contentsOf: amzDate.utf8)
+        canonical.append(0x0A)
+        canonical.append(contentsOf: scope.text.utf8)
+        canonical.append(0x0A)
+        Hex.append(hash, to: &canonical)
+        let mac = canonical.withUnsafeBytes { key.mac($0) }
+        return Hex.encode(mac)
     }
 
     /// Appends a header value trimmed, with inner runs of spaces turned into one.
@@ -308,11 +330,20 @@ final class SigV4 {
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<x.count { difference |= x[i] ^ y[i] }
-        return difference == 0
+        constantTimeEqual(a, Substring(b))
+    }
+
+    /// Equal bytes, in a time that depends only on the lengths (signatures are secrets).
+    static func constantTimeEqual(_ a: String, _ b: Substring) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                var difference: UInt8 = 0
+                for i in 0..<x.count { difference |= x[i] ^ y[i] }
+                return difference == 0
+            }
+        }
     }
 }
 

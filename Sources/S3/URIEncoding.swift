@@ -1,3 +1,5 @@
+import Glibc
+
 /// Percent-encoding as S3 and SigV4 use it (RFC 3986 with AWS's rules).
 public enum URIEncoding {
     private static let hex = Array("0123456789ABCDEF".utf8)
@@ -13,24 +15,32 @@ public enum URIEncoding {
     /// This is SigV4's UriEncode (canonical query strings) and what `encoding-type=url` listings use.
     public static func encode(_ text: String, keepSlash: Bool = false) -> String {
         var out: [UInt8] = []
+        var text = text
         out.reserveCapacity(text.utf8.count)
-        for b in text.utf8 {
-            if isUnreserved(b) || (keepSlash && b == UInt8(ascii: "/")) {
-                out.append(b)
-            } else {
-                out.append(UInt8(ascii: "%"))
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0xF)])
-            }
-        }
+        text.withUTF8 { appendEncoded(UnsafeRawBufferPointer($0), keepSlash: keepSlash, to: &out) }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `bytes` UriEncoded (as `encode`) to `out`; runs that need no escape are copied
+    /// whole.
+    static func appendEncoded(_ bytes: UnsafeRawBufferPointer, keepSlash: Bool = false, to out: inout [UInt8]) {
+        var runStart = 0
+        for (i, b) in bytes.enumerated() where !(isUnreserved(b) || (keepSlash && b == UInt8(ascii: "/"))) {
+            if i > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
+            out.append(UInt8(ascii: "%"))
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0xF)])
+            runStart = i + 1
+        }
+        if bytes.count > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...])) }
     }
 
     /// Decodes %XX escapes (and `+` as a space when `plusIsSpace`, for query strings).
     /// nil for a malformed escape or a result that is not UTF-8.
     public static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool = false) -> String? where C.Element == UInt8 {
         if !bytes.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) {
-            return String(validating: bytes, as: UTF8.self)
+            if let string = bytes.withContiguousStorageIfAvailable({ utf8String(UnsafeRawBufferPointer($0)) }) { return string }
+            return Array(bytes).withUnsafeBytes { utf8String($0) }
         }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
@@ -45,7 +55,47 @@ public enum URIEncoding {
                 out.append(b)
             }
         }
-        return String(validating: out, as: UTF8.self)
+        return out.withUnsafeBytes { utf8String($0) }
+    }
+
+    /// A string of bytes that must be well-formed UTF-8 (RFC 3629: no overlong forms, no
+    /// surrogates, nothing past U+10FFFF), else nil. The standard library's
+    /// `String(validating:as:)` does the same but is generic and unspecialized across modules,
+    /// which cost two metadata look-ups per call on every S3 request.
+    static func utf8String(_ bytes: UnsafeRawBufferPointer) -> String? {
+        isValidUTF8(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
+    }
+
+    static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        let n = bytes.count
+        // ASCII eight bytes at a time (keys and query parameters nearly always are).
+        while i + 8 <= n, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+        while i < n {
+            let b0 = bytes[i]
+            if b0 < 0x80 { i += 1; continue }
+            func continuation(_ k: Int) -> Bool { i + k < n && bytes[i + k] & 0xC0 == 0x80 }
+            switch b0 {
+            case 0xC2...0xDF:
+                guard continuation(1) else { return false }
+                i += 2
+            case 0xE0...0xEF:
+                guard continuation(1), continuation(2) else { return false }
+                let b1 = bytes[i + 1]
+                if b0 == 0xE0 && b1 < 0xA0 { return false }  // overlong
+                if b0 == 0xED && b1 >= 0xA0 { return false }  // surrogate
+                i += 3
+            case 0xF0...0xF4:
+                guard continuation(1), continuation(2), continuation(3) else { return false }
+                let b1 = bytes[i + 1]
+                if b0 == 0xF0 && b1 < 0x90 { return false }  // overlong
+                if b0 == 0xF4 && b1 >= 0x90 { return false }  // past U+10FFFF
+                i += 4
+            default:
+                return false
+            }
+        }
+        return true
     }
 
     private static func hexValue(_ b: UInt8) -> UInt8? {
@@ -75,6 +125,7 @@ public struct QueryParameters: Sendable {
 
     /// Parses the bytes after "?" of a request target.
     public init?(bytes raw: UnsafeRawBufferPointer) {
+        pairs.reserveCapacity(8)  // a presigned URL has six; growing 1, 2, 4, 8 cost four allocations
         var start = 0
         while start < raw.count {
             var end = start
@@ -94,18 +145,73 @@ public struct QueryParameters: Sendable {
     }
 
     public subscript(_ name: String) -> String? {
-        pairs.first { $0.name == name }?.value
+        pairs.first { Self.same($0.name, name) }?.value
     }
 
-    public func has(_ name: String) -> Bool { pairs.contains { $0.name == name } }
+    public func has(_ name: String) -> Bool { pairs.contains { Self.same($0.name, name) } }
+
+    /// Byte equality: names are compared as sent (String's `==` compares by Unicode canonical
+    /// equivalence, which is slower and not what S3 does).
+    @inline(__always)
+    static func same(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
+    }
 
     /// SigV4's canonical query string: names and values UriEncoded, sorted by name then value,
     /// joined with `&`, every parameter with an `=` (a bare `uploads` is `uploads=`).
     func canonical(excluding excluded: String? = nil) -> String {
-        pairs.filter { $0.name != excluded }
-            .map { (URIEncoding.encode($0.name), URIEncoding.encode($0.value)) }
-            .sorted { $0.0 == $1.0 ? $0.1.utf8.lexicographicallyPrecedes($1.1.utf8) : $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
+        var out: [UInt8] = []
+        var scratch: [UInt8] = []
+        var order: [(name: Range<Int>, value: Range<Int>)] = []
+        appendCanonical(excluding: excluded, to: &out, scratch: &scratch, order: &order)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The same, appended to `out` as bytes; `scratch` and `order` are reusable working space
+    /// (the signature check keeps them per loop, so a warm request allocates nothing here).
+    func appendCanonical(excluding excluded: String?, to out: inout [UInt8], scratch: inout [UInt8],
+                         order: inout [(name: Range<Int>, value: Range<Int>)]) {
+        scratch.removeAll(keepingCapacity: true)
+        order.removeAll(keepingCapacity: true)
+        for pair in pairs where excluded.map({ !Self.same(pair.name, $0) }) ?? true {
+            let nameStart = scratch.count
+            var name = pair.name
+            name.withUTF8 { URIEncoding.appendEncoded(UnsafeRawBufferPointer($0), to: &scratch) }
+            let valueStart = scratch.count
+            var value = pair.value
+            value.withUTF8 { URIEncoding.appendEncoded(UnsafeRawBufferPointer($0), to: &scratch) }
+            order.append((nameStart..<valueStart, valueStart..<scratch.count))
+        }
+        scratch.withUnsafeBytes { bytes in
+            func precedes(_ a: Range<Int>, _ b: Range<Int>) -> Bool? {
+                let x = UnsafeRawBufferPointer(rebasing: bytes[a]), y = UnsafeRawBufferPointer(rebasing: bytes[b])
+                let common = min(x.count, y.count)
+                let c = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                if c != 0 { return c < 0 }
+                return x.count == y.count ? nil : x.count < y.count
+            }
+            // Insertion sort: a query has a handful of parameters, usually already in order.
+            var i = 1
+            while i < order.count {
+                let item = order[i]
+                var j = i - 1
+                while j >= 0 {
+                    let before = precedes(item.name, order[j].name) ?? (precedes(item.value, order[j].value) ?? false)
+                    if !before { break }
+                    order[j + 1] = order[j]
+                    j -= 1
+                }
+                order[j + 1] = item
+                i += 1
+            }
+            for (index, item) in order.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: "&")) }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[item.name]))
+                out.append(UInt8(ascii: "="))
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[item.value]))
+            }
+        }
     }
 }

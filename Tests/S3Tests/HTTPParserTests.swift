@@ -65,6 +65,8 @@ struct HTTPParserTests {
     @Test("HTTP dates round-trip")
     func dates() {
         #expect(HTTPDate.format(seconds: 784111777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(seconds: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(seconds: 1_795_651_200) == "Thu, 26 Nov 2026 00:00:00 GMT")
         #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777)
         #expect(HTTPDate.parse("yesterday") == nil)
     }

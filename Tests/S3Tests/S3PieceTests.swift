@@ -55,6 +55,25 @@ struct S3PieceTests {
         #expect(URIEncoding.encode("a b+c%é/d", keepSlash: true) == "a%20b%2Bc%25%C3%A9/d")
         #expect(URIEncoding.decode("%E2%82%AC".utf8) == "€")
         #expect(URIEncoding.decode("%zz".utf8) == nil)
+        // Same name twice: sorted by value; a parameter that sorts first only by length.
+        let repeated = QueryParameters("b=2&a=z&b=1&ab=0&a")!
+        #expect(repeated.canonical() == "a=&a=z&ab=0&b=1&b=2")
+        #expect(repeated.canonical(excluding: "b") == "a=&a=z&ab=0")
+    }
+
+    @Test("UTF-8 validation refuses overlong forms, surrogates and code points past U+10FFFF")
+    func utf8Validation() {
+        func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { URIEncoding.isValidUTF8($0) } }
+        #expect(valid(Array("plain ascii key, long enough for the 8-byte path".utf8)))
+        #expect(valid(Array("k€y 😀 é".utf8)))
+        #expect(!valid([0xC0, 0xAF]))              // overlong "/"
+        #expect(!valid([0xE0, 0x80, 0xAF]))        // overlong, three bytes
+        #expect(!valid([0xED, 0xA0, 0x80]))        // surrogate U+D800
+        #expect(!valid([0xF4, 0x90, 0x80, 0x80]))  // U+110000
+        #expect(!valid([0x41, 0x42, 0xE2, 0x82]))  // cut short
+        #expect(!valid(Array(repeating: 0x61, count: 9) + [0xFF]))
+        #expect(URIEncoding.decode("%C0%AF".utf8) == nil)
+        #expect(URIEncoding.decode("%F0%9F%98%80".utf8) == "😀")
     }
 
     @Test("ranges: a-b, a-, -n, clamping and unsatisfiable")

@@ -42,8 +42,8 @@ extension S3Gateway {
         if let status = Self.evaluateConditions(call.request, etag: metadata.etag, modified: attributes.mtime.seconds) {
             if status == .notModified {
                 respondEmpty(call, status: .notModified) { headers in
-                    headers.add("ETag", "\"\(metadata.etag)\"")
-                    headers.add("Last-Modified", HTTPDate.format(seconds: attributes.mtime.seconds))
+                    headers.add("ETag", quoted: metadata.etag)
+                    headers.add("Last-Modified", date: attributes.mtime.seconds)
                 }
                 return 0
             }
@@ -80,7 +80,7 @@ extension S3Gateway {
         }
         call.exchange.respond(range == nil ? .ok : .partialContent, contentLength: length) { headers in
             headers.add("x-amz-request-id", call.requestID)
-            headers.add("Last-Modified", HTTPDate.format(seconds: attributes.mtime.seconds))
+            headers.add("Last-Modified", date: attributes.mtime.seconds)
             headers.add("Accept-Ranges", "bytes")
             if let range { headers.add("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound)/\(size)") }
             var shown = metadata

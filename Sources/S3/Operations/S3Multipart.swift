@@ -151,7 +151,7 @@ extension S3Gateway {
             let (count, synced) = try await writeBody(payload, to: handle, credentials: call.credentials)
             let etag = Hex.encode(try payload.finish())
             try await installPart(upload, number: number, temporary: temporary, etag: etag, synced: synced != nil, credentials: call.credentials)
-            respondEmpty(call) { $0.add("ETag", "\"\(etag)\"") }
+            respondEmpty(call) { $0.add("ETag", quoted: etag) }
             return Int(count)
         } catch {
             _ = try? await vfs.remove(in: upload.directory, name: temporary, credentials: call.credentials)

@@ -121,7 +121,7 @@ extension S3Gateway {
             let target = "\(redirect)\(separator)bucket=\(URIEncoding.encode(address.bucket))&key=\(URIEncoding.encode(key))&etag=\(URIEncoding.encode("\"\(etag)\""))"
             exchange.respond(HTTPStatus(303, "See Other"), contentLength: 0) { headers in
                 headers.add("Location", target)
-                headers.add("ETag", "\"\(etag)\"")
+                headers.add("ETag", quoted: etag)
                 headers.add("x-amz-request-id", requestID)
             }
         } else if form["success_action_status"] == "201" {
@@ -134,14 +134,14 @@ extension S3Gateway {
             document.close("PostResponse")
             exchange.respond(HTTPStatus(201, "Created"), body: document.text) { headers in
                 headers.add("Content-Type", "application/xml")
-                headers.add("ETag", "\"\(etag)\"")
+                headers.add("ETag", quoted: etag)
                 headers.add("Location", location)
                 headers.add("x-amz-request-id", requestID)
             }
         } else {
             let status: HTTPStatus = form["success_action_status"] == "200" ? .ok : .noContent
             exchange.respond(status, contentLength: status == .noContent ? nil : 0) { headers in
-                headers.add("ETag", "\"\(etag)\"")
+                headers.add("ETag", quoted: etag)
                 headers.add("Location", location)
                 headers.add("x-amz-request-id", requestID)
             }

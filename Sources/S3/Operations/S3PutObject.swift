@@ -24,7 +24,7 @@ extension S3Gateway {
             metadata.etag = Hex.encode(try payload.finish())
             try await publish(handle, temporary: temporary, in: parent, as: name, metadata: &metadata, synced: synced,
                               conditions: call.request, credentials: call.credentials)
-            respondEmpty(call) { $0.add("ETag", "\"\(metadata.etag)\"") }
+            respondEmpty(call) { $0.add("ETag", quoted: metadata.etag) }
             return Int(count)
         } catch {
             _ = try? await vfs.remove(in: parent, name: temporary, credentials: call.credentials)
