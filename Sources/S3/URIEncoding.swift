@@ -145,18 +145,24 @@ public struct QueryParameters: Sendable {
     }
 
     public subscript(_ name: String) -> String? {
-        pairs.first { Self.same($0.name, name) }?.value
+        for i in pairs.indices where Self.same(pairs[i].name, name) { return pairs[i].value }
+        return nil
     }
 
-    public func has(_ name: String) -> Bool { pairs.contains { Self.same($0.name, name) } }
+    public func has(_ name: String) -> Bool {
+        for i in pairs.indices where Self.same(pairs[i].name, name) { return true }
+        return false
+    }
 
     /// Byte equality: names are compared as sent (String's `==` compares by Unicode canonical
-    /// equivalence, which is slower and not what S3 does).
+    /// equivalence, which is slower and not what S3 does). Lengths first: most names differ there.
     @inline(__always)
     static func same(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
-        var a = a, b = b
-        return a.withUTF8 { x in b.withUTF8 { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
+        let equal: Bool?? = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
+        return (equal ?? nil) ?? Array(a.utf8).elementsEqual(b.utf8)
     }
 
     /// SigV4's canonical query string: names and values UriEncoded, sorted by name then value,
@@ -169,19 +175,24 @@ public struct QueryParameters: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// UriEncodes `text` into `out` straight from the string's storage.
+    private static func appendEncoded(_ text: String, to out: inout [UInt8]) {
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { URIEncoding.appendEncoded(UnsafeRawBufferPointer($0), to: &out) }
+        if done == nil { Array(text.utf8).withUnsafeBytes { URIEncoding.appendEncoded($0, to: &out) } }
+    }
+
     /// The same, appended to `out` as bytes; `scratch` and `order` are reusable working space
     /// (the signature check keeps them per loop, so a warm request allocates nothing here).
     func appendCanonical(excluding excluded: String?, to out: inout [UInt8], scratch: inout [UInt8],
                          order: inout [(name: Range<Int>, value: Range<Int>)]) {
         scratch.removeAll(keepingCapacity: true)
         order.removeAll(keepingCapacity: true)
-        for pair in pairs where excluded.map({ !Self.same(pair.name, $0) }) ?? true {
+        for i in pairs.indices {
+            if let excluded, Self.same(pairs[i].name, excluded) { continue }
             let nameStart = scratch.count
-            var name = pair.name
-            name.withUTF8 { URIEncoding.appendEncoded(UnsafeRawBufferPointer($0), to: &scratch) }
+            Self.appendEncoded(pairs[i].name, to: &scratch)
             let valueStart = scratch.count
-            var value = pair.value
-            value.withUTF8 { URIEncoding.appendEncoded(UnsafeRawBufferPointer($0), to: &scratch) }
+            Self.appendEncoded(pairs[i].value, to: &scratch)
             order.append((nameStart..<valueStart, valueStart..<scratch.count))
         }
         scratch.withUnsafeBytes { bytes in

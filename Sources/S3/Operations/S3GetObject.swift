@@ -187,6 +187,8 @@ extension S3Gateway {
 
     /// response-content-type and friends (presigned GETs use them to set the download's headers).
     static func applyResponseOverrides(_ query: QueryParameters, to metadata: inout ObjectMetadata) {
+        // Every override starts with "response-": most requests have none.
+        guard query.pairs.contains(where: { $0.name.utf8.starts(with: "response-".utf8) }) else { return }
         if let type = query["response-content-type"] { metadata.contentType = type }
         for (parameter, header) in [("response-content-disposition", "content-disposition"), ("response-content-encoding", "content-encoding"),
                                     ("response-content-language", "content-language"), ("response-cache-control", "cache-control"),
