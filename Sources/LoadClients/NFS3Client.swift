@@ -7,7 +7,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     static let nfsProgram: UInt32 = 100003
     static let mountProgram: UInt32 = 100005
     enum Proc: UInt32 {
-        case getattr = 1, lookup = 3, read = 6, write = 7, create = 8, mkdir = 9, remove = 12, rmdir = 13, readdir = 16, commit = 21
+        case getattr = 1, setattr = 2, lookup = 3, read = 6, write = 7, create = 8, mkdir = 9, remove = 12, rmdir = 13, rename = 14, readdir = 16, commit = 21
     }
 
     private let rpc: RPCClientHandler
@@ -82,20 +82,17 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         case .remove: result = await remove(operation.path, directory: false)
         case .rmdir: result = await remove(operation.path, directory: true)
         case .commit: result = await commit(operation.path)
+        case .rename: result = await rename(operation.path, to: operation.newPath)
+        case .setattr: result = await setattr(operation.path)
         default: result = (.unsupported, 0, monotonicNanoseconds())
         }
         return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
     }
 
-    private static func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
-    }
-
     /// The handle of `path`, from the cache or by LOOKUPs from the nearest cached ancestor.
     private func handle(_ path: String) async -> (fh: [UInt8]?, status: OpStatus) {
         if let fh = handles[path] { return (fh, .ok) }
-        let (parent, name) = Self.split(path)
+        let (parent, name) = splitPath(path)
         let (parentFH, status) = await handle(parent)
         guard let parentFH else { return (nil, status) }
         let (fh, lookupStatus, _) = await lookup(parentFH, name)
@@ -120,7 +117,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
 
     /// A LOOKUP on the wire every time (the parent handle may come from the cache).
     private func lookupOp(_ path: String) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(path)
+        let (parent, name) = splitPath(path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let (fh, lookupStatus, first) = await lookup(dir, name)
@@ -187,7 +184,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     private func create(_ op: Operation, directory: Bool) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(op.path)
+        let (parent, name) = splitPath(op.path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: (directory ? Proc.mkdir : Proc.create).rawValue,
@@ -210,7 +207,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     private func remove(_ path: String, directory: Bool) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(path)
+        let (parent, name) = splitPath(path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: (directory ? Proc.rmdir : Proc.remove).rawValue,
@@ -250,6 +247,41 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         await simple(path, .commit, extra: 12) { e in
             e.uint64(0)
             e.uint32(0)
+        }
+    }
+
+    /// RENAME (RFC 1813 §3.3.14) from one directory entry to another.
+    private func rename(_ path: String, to newPath: String) async -> (OpStatus, Int, UInt64) {
+        let (fromParent, fromName) = splitPath(path)
+        let (toParent, toName) = splitPath(newPath)
+        let (fromDir, fromStatus) = await handle(fromParent)
+        guard let fromDir else { return (fromStatus, 0, monotonicNanoseconds()) }
+        let (toDir, toStatus) = await handle(toParent)
+        guard let toDir else { return (toStatus, 0, monotonicNanoseconds()) }
+        let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: Proc.rename.rawValue,
+                                   capacity: 144 + XDREncoder.opaqueSize(fromName.utf8.count) + XDREncoder.opaqueSize(toName.utf8.count)) { e in
+            e.opaque(fromDir)
+            e.string(fromName)
+            e.opaque(toDir)
+            e.string(toName)
+        }
+        defer { reply.release() }
+        handles[path] = nil
+        handles[newPath] = nil
+        guard reply.status.isOK else { return (reply.status, 0, reply.firstByte) }
+        var d = reply.decoder()
+        guard let nfsStatus = try? d.uint32() else { return (.badReply, 0, reply.firstByte) }
+        return (OpStatus(Int32(nfsStatus)), 0, reply.firstByte)
+    }
+
+    /// SETATTR (RFC 1813 §3.3.2): mode 0644 and the modification time set to the server's clock.
+    private func setattr(_ path: String) async -> (OpStatus, Int, UInt64) {
+        await simple(path, .setattr, extra: 40) { e in
+            e.bool(true); e.uint32(0o644)                 // mode
+            e.bool(false); e.bool(false); e.bool(false)   // uid, gid, size
+            e.uint32(0)                                   // atime: don't change
+            e.uint32(1)                                   // mtime: SET_TO_SERVER_TIME
+            e.bool(false)                                 // no guard
         }
     }
 
