@@ -186,7 +186,7 @@ def test_report_compares_runs_and_writes_html(nas_bin, server, tmp_path):
     assert text.startswith("<!DOCTYPE html>") and "<svg" in text
     # One percentile ladder per run and op, one ops/s-over-time line per run's measure phase.
     assert text.count("<polyline") == 4 and "Operations per second over time" in text
-    # No browser here (no Chromium): at least every plot must be well-formed SVG.
+    # Every plot must be well-formed SVG (test_html_report_plots_render_in_headless_chromium draws them).
     import xml.dom.minidom
     for svg in re.findall(r"<svg.*?</svg>", text, re.S):
         xml.dom.minidom.parseString(svg)
@@ -387,3 +387,84 @@ def test_bad_trace_line_is_named(nas_bin, tmp_path):
     result = run(nas_bin, "run", tmp_path / "w.yaml", "--output", tmp_path / "out")
     assert result.returncode == 1
     assert "t.trace:2: unknown operation 'fly'" in result.stderr, result.stderr
+
+
+def png_pixels(path: pathlib.Path):
+    """(width, height, channels, rows) of an 8-bit non-interlaced PNG (what Chromium writes)."""
+    import struct
+    import zlib
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and interlace == 0 and color in (2, 6), header
+    channels = 3 if color == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b = previous[i]
+            c = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    return width, height, channels, rows
+
+
+def test_html_report_plots_render_in_headless_chromium(nas_bin, server, tmp_path):
+    """The report's SVG plots drawn by a real browser: a screenshot of the report against one of
+    the same report with the plot lines hidden must differ in many pixels, and those pixels must
+    be the series' colours (not the page's black text or grey axes)."""
+    workload = REPO / "Workloads" / "nfs-4k-random-read.yaml"
+    for name, protocol in (("nfs3", "nfs3"), ("nfs4", "nfs4")):
+        result = run(nas_bin, "run", workload, "--target", url(protocol, server.settings), "--duration", "1",
+                     "--set", "phases.warmup.duration=200ms", "--interval", "0.2", "--output", tmp_path / name, "--quiet")
+        assert result.returncode == 0, result.stderr
+    html = tmp_path / "report.html"
+    result = run(nas_bin, "report", tmp_path / "nfs3", tmp_path / "nfs4", "--format", "html", "--output", html)
+    assert result.returncode == 0, result.stderr
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text(html.read_text().replace("</head>", "<style>polyline { visibility: hidden; }</style></head>", 1))
+    assert "polyline { visibility" in hidden.read_text()
+
+    def screenshot(page: pathlib.Path) -> pathlib.Path:
+        png = page.with_suffix(".png")
+        shot = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                               f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={png}",
+                               "--window-size=1200,2400", page.as_uri()], capture_output=True, text=True, timeout=120)
+        assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+        return png
+
+    width, height, channels, drawn = png_pixels(screenshot(html))
+    _, _, _, bare = png_pixels(screenshot(hidden))
+    assert (width, height) == (1200, 2400)
+    changed = coloured = 0
+    for row_a, row_b in zip(drawn, bare):
+        for x in range(0, width * channels, channels):
+            if row_a[x:x + 3] != row_b[x:x + 3]:
+                changed += 1
+                r, g, b = row_a[x:x + 3]
+                coloured += max(r, g, b) - min(r, g, b) > 40
+    # Two runs: a percentile ladder per run and an ops/s line per run, 1.5 px wide strokes.
+    assert changed > 2000, changed
+    assert coloured > changed // 2, (coloured, changed)
