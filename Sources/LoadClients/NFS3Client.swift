@@ -183,6 +183,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         return (.ok, Int(count), reply.firstByte)
     }
 
+    /// CREATE (UNCHECKED, truncating) or MKDIR; a file with a length also gets WRITE + COMMIT.
     private func create(_ op: Operation, directory: Bool) async -> (OpStatus, Int, UInt64) {
         let (parent, name) = splitPath(op.path)
         let (dir, status) = await handle(parent)
@@ -203,7 +204,12 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         guard let nfsStatus = try? d.uint32() else { return (.badReply, 0, reply.firstByte) }
         guard nfsStatus == 0 else { return (OpStatus(Int32(nfsStatus)), 0, reply.firstByte) }
         if (try? d.bool()) == true, let fh = try? d.opaque(maximum: 64) { handles[op.path] = Array(fh) }
-        return (.ok, 0, reply.firstByte)
+        guard !directory, op.length > 0 else { return (.ok, 0, reply.firstByte) }
+        // With a length: WRITE (UNSTABLE) and COMMIT, what a client's write and close send.
+        let (writeStatus, written, _) = await write(Operation(kind: .write, path: op.path, length: op.length))
+        guard writeStatus.isOK else { return (writeStatus, 0, reply.firstByte) }
+        let (commitStatus, _, _) = await commit(op.path)
+        return (commitStatus, commitStatus.isOK ? written : 0, reply.firstByte)
     }
 
     private func remove(_ path: String, directory: Bool) async -> (OpStatus, Int, UInt64) {
