@@ -19,12 +19,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     /// Connects on `loop` (its thread) and mounts the export. Call from a task on `loop`.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer) async throws(LoadClientError) -> NFS3Client {
         let rpc = RPCClientHandler()
-        do {
-            let connection = try loop.connect(host: target.host, port: target.port) { _ in rpc }
-            rpc.attach(connection)
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        rpc.attach(try LoadClients.connect(target, loop: loop, handler: rpc))
         let client = NFS3Client(loop: loop, rpc: rpc, payload: payload, target: target)
         try await client.mount()
         return client
@@ -42,12 +37,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         var mountRPC = rpc
         if let mountPort = target.mountPort, mountPort != target.port {
             let separate = RPCClientHandler()
-            do {
-                let connection = try loop.connect(host: target.host, port: mountPort) { _ in separate }
-                separate.attach(connection)
-            } catch {
-                throw LoadClientError("\(target): MOUNT port: \(error)")
-            }
+            separate.attach(try LoadClients.connect(target, port: mountPort, what: "MOUNT port: ", loop: loop, handler: separate))
             mountRPC = separate
         }
         defer { if mountRPC !== rpc { mountRPC.connection?.close() } }

@@ -24,12 +24,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     /// grant fewer; operations beyond them wait for a slot), and looks up the export path.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer, depth: Int) async throws(LoadClientError) -> NFS4Client {
         let rpc = RPCClientHandler()
-        do {
-            let connection = try loop.connect(host: target.host, port: target.port) { _ in rpc }
-            rpc.attach(connection)
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        rpc.attach(try LoadClients.connect(target, loop: loop, handler: rpc))
         let client = NFS4Client(loop: loop, rpc: rpc, payload: payload, target: target)
         try await client.establish(depth: max(depth, 1))
         return client

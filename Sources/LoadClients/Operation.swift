@@ -140,6 +140,16 @@ public final class PayloadBuffer: @unchecked Sendable {
     }
 }
 
+/// Connects `handler` to `target` (or another `port` of its host) on `loop`; a failure names
+/// the target and `what` was being connected.
+func connect<Handler: ConnectionHandler & Sendable>(_ target: Target, port: Int? = nil, what: String = "", loop: EventLoop, handler: Handler) throws(LoadClientError) -> Connection {
+    do {
+        return try loop.connect(host: target.host, port: port ?? target.port) { _ in handler }
+    } catch {
+        throw LoadClientError("\(target): \(what)\(error)")
+    }
+}
+
 public struct LoadClientError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }

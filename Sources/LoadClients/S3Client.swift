@@ -228,12 +228,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
     /// Connects on `loop` (its thread). Call from a task on `loop`.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer) throws(LoadClientError) -> S3Client {
         let handler = Handler()
-        let connection: Connection
-        do {
-            connection = try loop.connect(host: target.host, port: target.port) { _ in handler }
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        let connection = try LoadClients.connect(target, loop: loop, handler: handler)
         return S3Client(loop: loop, handler: handler, connection: connection, payload: payload, target: target)
     }
 

@@ -34,12 +34,7 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     /// Connects on `loop`, negotiates, authenticates and connects the share.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer, depth: Int) async throws(LoadClientError) -> SMBClient {
         let transport = SMBTransport()
-        do {
-            let connection = try loop.connect(host: target.host, port: target.port) { _ in transport }
-            transport.attach(connection)
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        transport.attach(try LoadClients.connect(target, loop: loop, handler: transport))
         transport.creditTarget = max(64, min(8 * depth + 32, 512))
         let client = SMBClient(loop: loop, transport: transport, payload: payload, target: target)
         try await client.establish()
