@@ -1,6 +1,7 @@
 import Glibc
 import ONCRPC
 import Runtime
+import Synchronization
 
 /// An NFSv4.1 client connection (RFC 8881): its own client ID and session, a slot table as
 /// deep as the operations it keeps in flight, every COMPOUND led by SEQUENCE. File handles are
@@ -35,12 +36,13 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         self.payload = payload
         self.target = target
         slots = NFS4SlotTable(count: 1)
-        Self.connectionSerial &+= 1
-        openOwner = Array("dmanoel-load-\(getpid())-\(Self.connectionSerial)".utf8)
+        let serial = Self.connectionSerial.add(1, ordering: .relaxed).newValue
+        openOwner = Array("dmanoel-load-\(getpid())-\(serial)".utf8)
         super.init(loop: loop)
     }
 
-    nonisolated(unsafe) private static var connectionSerial = 0
+    /// Numbers connections (their client owner and open-owner), whichever loop opens them.
+    private static let connectionSerial = Atomic<Int>(0)
 
     public override func close() { rpc.connection?.close() }
 

@@ -45,17 +45,20 @@ final class SMBClientSigner {
         }
     }
 
-    /// Writes the signature of `pieces` (the signature field zero in them) to `out`.
-    func sign(_ pieces: [UnsafeRawBufferPointer], into out: UnsafeMutableRawPointer) {
+    /// Writes the signature of `message` followed by `data` (the signature field zero in
+    /// the message) to `out`.
+    func sign(_ message: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer? = nil, into out: UnsafeMutableRawPointer) {
         if let cmac {
             cmac.start()
-            for piece in pieces { cmac.update(piece) }
+            cmac.update(message)
+            if let data { cmac.update(data) }
             cmac.finish(into: out)
         } else {
             var full = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
             withUnsafeMutableBytes(of: &full) { raw in
                 hmac!.start()
-                for piece in pieces { hmac!.update(piece) }
+                hmac!.update(message)
+                if let data { hmac!.update(data) }
                 hmac!.finish(into: raw.baseAddress!)
                 out.copyMemory(from: raw.baseAddress!, byteCount: 16)
             }
@@ -157,7 +160,7 @@ final class SMBTransport: ConnectionHandler, @unchecked Sendable {
                     Self.framing(base, length: messageSize)
                     header(base + 4)
                     let head = UnsafeRawBufferPointer(start: base + 4, count: 64 + bodySize)
-                    if sign { signer!.sign(payload.map { [head, $0] } ?? [head], into: base + 4 + 48) }
+                    if sign { signer!.sign(head, payload, into: base + 4 + 48) }
                     if preauthHash != nil { updatePreauth(head) }
                     return 4 + 64 + bodySize
                 }
@@ -204,7 +207,12 @@ final class SMBTransport: ConnectionHandler, @unchecked Sendable {
         while raw.count - offset >= 4 {
             let length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) & 0xFF_FFFF)
             guard raw.count - offset - 4 >= length else {
-                for (id, entry) in pending where entry.firstByte == 0 { pending[id]!.firstByte = monotonicNanoseconds() }
+                // Partial frame: note when the response's first bytes came (plain messages
+                // name their message id early; sealed ones only once decrypted).
+                if raw.count - offset >= 4 + 32, UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)) == 0x424D_53FE {
+                    let id = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 + 24, as: UInt64.self))
+                    if pending[id]?.firstByte == 0 { pending[id]!.firstByte = monotonicNanoseconds() }
+                }
                 connection.expect(bytes: 4 + length)
                 break
             }
@@ -232,10 +240,12 @@ final class SMBTransport: ConnectionHandler, @unchecked Sendable {
         }
         var start = 0
         let all = message.unsafeBytes
+        // Anything that is not a whole SMB2 message would leave its request unanswered.
+        guard all.count >= Self.headerSize, UInt32(littleEndian: all.loadUnaligned(as: UInt32.self)) == 0x424D_53FE else { return fail(connection) }
         while all.count - start >= Self.headerSize {
             let next = Int(UInt32(littleEndian: all.loadUnaligned(fromByteOffset: start + 20, as: UInt32.self)))
             let end = next == 0 ? all.count : start + next
-            guard end <= all.count, end > start else { return fail(connection) }
+            guard end <= all.count, next == 0 || next >= Self.headerSize else { return fail(connection) }
             deliver(message.slice(start..<end))
             if next == 0 { break }
             start = end
@@ -260,7 +270,7 @@ final class SMBTransport: ConnectionHandler, @unchecked Sendable {
             var received = (UInt64(0), UInt64(0)), computed = (UInt64(0), UInt64(0))
             withUnsafeMutableBytes(of: &received) { $0.baseAddress!.copyMemory(from: m.baseAddress! + 48, byteCount: 16) }
             (m.baseAddress! + 48).initializeMemory(as: UInt8.self, repeating: 0, count: 16)
-            withUnsafeMutableBytes(of: &computed) { signer.sign([raw], into: $0.baseAddress!) }
+            withUnsafeMutableBytes(of: &computed) { signer.sign(raw, into: $0.baseAddress!) }
             if (received.0 ^ computed.0) | (received.1 ^ computed.1) != 0 { failure = .badSignature }
         }
         message.retain()
