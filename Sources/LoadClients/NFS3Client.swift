@@ -73,7 +73,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         case .rmdir: result = await remove(operation.path, directory: true)
         case .commit: result = await commit(operation.path)
         case .rename: result = await rename(operation.path, to: operation.newPath)
-        case .setattr: result = await setattr(operation.path)
+        case .setattr: result = await setattr(operation.path, size: operation.length > 0 ? UInt64(operation.length) : nil)
         default: result = (.unsupported, 0, monotonicNanoseconds())
         }
         return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
@@ -270,14 +270,21 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         return (OpStatus(Int32(nfsStatus)), 0, reply.firstByte)
     }
 
-    /// SETATTR (RFC 1813 §3.3.2): mode 0644 and the modification time set to the server's clock.
-    private func setattr(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .setattr, extra: 40) { e in
-            e.bool(true); e.uint32(0o644)                 // mode
-            e.bool(false); e.bool(false); e.bool(false)   // uid, gid, size
-            e.uint32(0)                                   // atime: don't change
-            e.uint32(1)                                   // mtime: SET_TO_SERVER_TIME
-            e.bool(false)                                 // no guard
+    /// SETATTR (RFC 1813 §3.3.2): the size when given, else mode 0644 and the modification
+    /// time set to the server's clock.
+    private func setattr(_ path: String, size: UInt64?) async -> (OpStatus, Int, UInt64) {
+        await simple(path, .setattr, extra: 48) { e in
+            if let size {
+                e.bool(false); e.bool(false); e.bool(false)   // mode, uid, gid
+                e.bool(true); e.uint64(size)
+                e.uint32(0); e.uint32(0)                      // atime, mtime: don't change
+            } else {
+                e.bool(true); e.uint32(0o644)                 // mode
+                e.bool(false); e.bool(false); e.bool(false)   // uid, gid, size
+                e.uint32(0)                                   // atime: don't change
+                e.uint32(1)                                   // mtime: SET_TO_SERVER_TIME
+            }
+            e.bool(false)                                     // no guard
         }
     }
 

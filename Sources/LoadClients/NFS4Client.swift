@@ -196,7 +196,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         case .remove, .rmdir: result = await remove(operation.path)
         case .commit: result = await commit(operation.path)
         case .rename: result = await rename(operation.path, to: operation.newPath)
-        case .setattr: result = await setattr(operation.path)
+        case .setattr: result = await setattr(operation.path, size: operation.length > 0 ? UInt64(operation.length) : nil)
         case .lock: result = await lock(operation)
         default: result = (.unsupported, 0, monotonicNanoseconds())
         }
@@ -507,17 +507,31 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         return (result.0, 0, result.1)
     }
 
-    /// SETATTR (§18.30): mode 0644 and the modification time set to the server's clock.
-    private func setattr(_ path: String) async -> (OpStatus, Int, UInt64) {
+    /// SETATTR (§18.30): the size when given (under the file's open stateid), else mode 0644
+    /// and the modification time set to the server's clock.
+    private func setattr(_ path: String, size: UInt64?) async -> (OpStatus, Int, UInt64) {
+        var stateid = NFS4Stateid.anonymous
+        if size != nil {
+            let (opened, openStatus) = await openStateid(path)
+            guard let opened else { return (openStatus, 0, monotonicNanoseconds()) }
+            stateid = opened
+        }
         let result = await onHandle(path, capacity: 48, operations: 1, { e in
             e.uint32(NFS4Wire.Op.setattr)
-            NFS4Stateid.anonymous.encode(&e)
+            stateid.encode(&e)
             e.uint32(2)
-            e.uint32(0)
-            e.uint32(1 << 1 | 1 << 22)        // mode (33), time_modify_set (54)
-            e.uint32(8)
-            e.uint32(0o644)
-            e.uint32(0)                       // SET_TO_SERVER_TIME4
+            if let size {
+                e.uint32(1 << 4)              // size (4)
+                e.uint32(0)
+                e.uint32(8)
+                e.uint64(size)
+            } else {
+                e.uint32(0)
+                e.uint32(1 << 1 | 1 << 22)    // mode (33), time_modify_set (54)
+                e.uint32(8)
+                e.uint32(0o644)
+                e.uint32(0)                   // SET_TO_SERVER_TIME4
+            }
         }) { d throws(XDRError) in
             _ = try NFS4Wire.opStatus(&d, NFS4Wire.Op.setattr)
             try NFS4Wire.skipBitmap(&d)
