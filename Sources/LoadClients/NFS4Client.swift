@@ -115,7 +115,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
         // The export's handle: PUTROOTFH, LOOKUP each component, GETFH.
         let components = target.root.split(separator: "/").map(String.init)
-        status = await compound(capacity: 64 + components.reduce(0) { $0 + 8 + $1.utf8.count }, operations: 2 + components.count, { e in
+        status = await compound(capacity: 64 + components.reduce(0) { $0 + 12 + $1.utf8.count }, operations: 2 + components.count, { e in
             e.uint32(NFS4Wire.Op.putrootfh)
             for name in components {
                 e.uint32(NFS4Wire.Op.lookup)
@@ -217,7 +217,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         names.reverse()
         let start = handles[ancestor]!
         var found: [UInt8]?
-        let (status, _) = await compound(capacity: 140 + names.reduce(0) { $0 + 8 + $1.utf8.count }, operations: 2 + names.count, { e in
+        let (status, _) = await compound(capacity: 140 + names.reduce(0) { $0 + 12 + $1.utf8.count }, operations: 2 + names.count, { e in
             NFS4Wire.putfh(&e, start)
             for name in names {
                 e.uint32(NFS4Wire.Op.lookup)
@@ -396,7 +396,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     private func remove(_ path: String) async -> (OpStatus, Int, UInt64) {
         _ = await closeFile(path)
         let (parent, name) = splitPath(path)
-        let (status, first) = await onHandle(parent, capacity: 8 + name.utf8.count, operations: 1, { e in
+        let (status, first) = await onHandle(parent, capacity: 12 + name.utf8.count, operations: 1, { e in
             e.uint32(NFS4Wire.Op.remove)
             e.string(name)
         }) { d throws(XDRError) in
@@ -434,7 +434,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     private func lookupOp(_ path: String) async -> (OpStatus, Int, UInt64) {
         let (parent, name) = splitPath(path)
         var fh: [UInt8]?
-        let (status, first) = await onHandle(parent, capacity: 12 + name.utf8.count, operations: 2, { e in
+        let (status, first) = await onHandle(parent, capacity: 16 + name.utf8.count, operations: 2, { e in
             e.uint32(NFS4Wire.Op.lookup)
             e.string(name)
             e.uint32(NFS4Wire.Op.getfh)

@@ -61,11 +61,11 @@ def read_results(path: pathlib.Path):
     return lines
 
 
-def check_shipped_run(nas_bin, server, tmp_path, workload, targets):
+def check_shipped_run(nas_bin, server, tmp_path, workload, targets, extra=()):
     out = tmp_path / "out"
     replay = "kind: replay" in workload.read_text()
     shorten = [] if replay else ["--duration", "1", "--set", "phases.warmup.duration=300ms"]
-    result = run(nas_bin, "run", workload, *targets, *shorten, "--output", out)
+    result = run(nas_bin, "run", workload, *targets, *shorten, *extra, "--output", out)
     assert result.returncode == 0, result.stderr
     lines = read_results(out / "results.jsonl")
     phases = [l for l in lines if l["type"] == "phase"]
@@ -81,7 +81,8 @@ def check_shipped_run(nas_bin, server, tmp_path, workload, targets):
         assert sum(c for _, c in op["buckets"]) == op["count"]
         assert op["p50_us"] <= op["p99_us"] <= op["max_us"]
         if not replay:
-            assert 0.8 < op["seconds"] < 1.5
+            # The phase ends when its last operations do: 1 MiB ones take a while on a loaded machine.
+            assert 0.8 < op["seconds"] < 2.5
     # Prepare and cleanup must succeed too (the data set is made and removed again).
     for p in phases:
         assert p["errors"] == 0, [(l["op"], l["error_codes"]) for l in lines if l["type"] == "op" and l["errors"]]
@@ -120,7 +121,10 @@ FILE_WORKLOADS = [w for w in WORKLOADS if w.name.startswith(("nfs-", "file-", "t
 @pytest.mark.parametrize("protocol", ["nfs4", "smb"])
 @pytest.mark.parametrize("workload", FILE_WORKLOADS, ids=lambda p: p.stem)
 def test_file_workloads_run_over_nfs4_and_smb(nas_bin, server, tmp_path, workload, protocol):
-    lines = check_shipped_run(nas_bin, server, tmp_path, workload, ["--target", url(protocol, server.settings)])
+    # A tree of each run's own (the NFS clients create as root, so a tree an NFS run left
+    # behind would refuse the SMB user).
+    lines = check_shipped_run(nas_bin, server, tmp_path, workload, ["--target", url(protocol, server.settings)],
+                              extra=["--set", f"dataset.root=t-{workload.stem}-{protocol}"])
     assert {l["protocol"] for l in lines if l["type"] == "op"} == {protocol}
 
 
