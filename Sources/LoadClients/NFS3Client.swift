@@ -3,7 +3,7 @@ import Runtime
 
 /// An NFSv3 client connection (RFC 1813) with MOUNT on the same port: many calls in flight,
 /// file handles cached by path the way a kernel client's dentry cache keeps them.
-public final class NFS3Client: LoadClient, @unchecked Sendable {
+public final class NFS3Client: FileLoadClient, @unchecked Sendable {
     static let nfsProgram: UInt32 = 100003
     static let mountProgram: UInt32 = 100005
     enum Proc: UInt32 {
@@ -58,27 +58,6 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
 
     // MARK: Operations
 
-    public override func perform(_ operation: Operation) async -> OpResult {
-        let start = monotonicNanoseconds()
-        var result: (OpStatus, Int, UInt64)
-        switch operation.kind.fileEquivalent {
-        case .read: result = await read(operation)
-        case .write: result = await write(operation)
-        case .create: result = await create(operation, directory: false)
-        case .mkdir: result = await create(operation, directory: true)
-        case .stat: result = await getattr(operation.path)
-        case .lookup: result = await lookupOp(operation.path)
-        case .readdir: result = await readdir(operation.path)
-        case .remove: result = await remove(operation.path, directory: false)
-        case .rmdir: result = await remove(operation.path, directory: true)
-        case .commit: result = await commit(operation.path)
-        case .rename: result = await rename(operation.path, to: operation.newPath)
-        case .setattr: result = await setattr(operation.path, size: operation.length > 0 ? UInt64(operation.length) : nil)
-        default: result = (.unsupported, 0, monotonicNanoseconds())
-        }
-        return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
-    }
-
     /// The handle of `path`, from the cache or by LOOKUPs from the nearest cached ancestor.
     private func handle(_ path: String) async -> (fh: [UInt8]?, status: OpStatus) {
         if let fh = handles[path] { return (fh, .ok) }
@@ -106,7 +85,8 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     /// A LOOKUP on the wire every time (the parent handle may come from the cache).
-    private func lookupOp(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func lookup(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (parent, name) = splitPath(path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
@@ -136,11 +116,12 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         return (.ok, bytes, reply.firstByte)
     }
 
-    private func getattr(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .getattr)
+    override func stat(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .getattr)
     }
 
-    private func read(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func read(_ op: Operation) async -> Outcome {
         await simple(op.path, .read, extra: 12, { e in
             e.uint64(op.offset)
             e.uint32(UInt32(op.length))
@@ -152,7 +133,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         })
     }
 
-    private func write(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func write(_ op: Operation) async -> Outcome {
         let (fh, status) = await handle(op.path)
         guard let fh else { return (status, 0, monotonicNanoseconds()) }
         let data = payload.prefix(op.length)
@@ -172,6 +153,11 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         guard (try? Self.skipWcc(&d)) != nil, let count = try? d.uint32() else { return (.badReply, 0, reply.firstByte) }
         return (.ok, Int(count), reply.firstByte)
     }
+
+    override func create(_ operation: Operation) async -> Outcome { await create(operation, directory: false) }
+    override func mkdir(_ operation: Operation) async -> Outcome { await create(operation, directory: true) }
+    override func remove(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: false) }
+    override func rmdir(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: true) }
 
     /// CREATE (UNCHECKED, truncating) or MKDIR; a file with a length also gets WRITE + COMMIT.
     private func create(_ op: Operation, directory: Bool) async -> (OpStatus, Int, UInt64) {
@@ -198,7 +184,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         // With a length: WRITE (UNSTABLE) and COMMIT, what a client's write and close send.
         let (writeStatus, written, _) = await write(Operation(kind: .write, path: op.path, length: op.length))
         guard writeStatus.isOK else { return (writeStatus, 0, reply.firstByte) }
-        let (commitStatus, _, _) = await commit(op.path)
+        let (commitStatus, _, _) = await commit(op)
         return (commitStatus, commitStatus.isOK ? written : 0, reply.firstByte)
     }
 
@@ -220,8 +206,9 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     /// One READDIR call of up to 8 KiB of entries (what a listing's first page costs).
-    private func readdir(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .readdir, extra: 20, { e in
+    override func readdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .readdir, extra: 20, { e in
             e.uint64(0)                                   // cookie
             e.uint64(0)                                   // cookie verifier
             e.uint32(8192)
@@ -239,15 +226,17 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         })
     }
 
-    private func commit(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .commit, extra: 12) { e in
+    override func commit(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .commit, extra: 12) { e in
             e.uint64(0)
             e.uint32(0)
         }
     }
 
     /// RENAME (RFC 1813 §3.3.14) from one directory entry to another.
-    private func rename(_ path: String, to newPath: String) async -> (OpStatus, Int, UInt64) {
+    override func rename(_ operation: Operation) async -> Outcome {
+        let path = operation.path, newPath = operation.newPath
         let (fromParent, fromName) = splitPath(path)
         let (toParent, toName) = splitPath(newPath)
         let (fromDir, fromStatus) = await handle(fromParent)
@@ -272,8 +261,10 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
 
     /// SETATTR (RFC 1813 §3.3.2): the size when given, else mode 0644 and the modification
     /// time set to the server's clock.
-    private func setattr(_ path: String, size: UInt64?) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .setattr, extra: 48) { e in
+    override func setattr(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        let size: UInt64? = operation.length > 0 ? UInt64(operation.length) : nil
+        return await simple(path, .setattr, extra: 48) { e in
             if let size {
                 e.bool(false); e.bool(false); e.bool(false)   // mode, uid, gid
                 e.bool(true); e.uint64(size)

@@ -7,7 +7,7 @@ import Synchronization
 /// deep as the operations it keeps in flight, every COMPOUND led by SEQUENCE. File handles are
 /// cached by path and files stay open once opened (one open-owner per connection), the way an
 /// application holding files open through a kernel client behaves.
-public final class NFS4Client: LoadClient, @unchecked Sendable {
+public final class NFS4Client: FileLoadClient, @unchecked Sendable {
     private let rpc: RPCClientHandler
     private let payload: PayloadBuffer
     public let target: Target
@@ -105,7 +105,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         slots = NFS4SlotTable(count: min(max(granted, 1), depth))
 
         // RECLAIM_COMPLETE (§18.51): nothing to reclaim.
-        var status = await compound(capacity: 8, operations: 1, { e in
+        let status = await compound(capacity: 8, operations: 1, { e in
             e.uint32(NFS4Wire.Op.reclaimComplete)
             e.bool(false)
         }) { d throws(XDRError) in
@@ -114,21 +114,9 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         guard status.0.isOK else { throw fail("RECLAIM_COMPLETE", status.0) }
 
         // The export's handle: PUTROOTFH, LOOKUP each component, GETFH.
-        let components = target.root.split(separator: "/").map(String.init)
-        status = await compound(capacity: 64 + components.reduce(0) { $0 + 12 + $1.utf8.count }, operations: 2 + components.count, { e in
-            e.uint32(NFS4Wire.Op.putrootfh)
-            for name in components {
-                e.uint32(NFS4Wire.Op.lookup)
-                e.string(name)
-            }
-            e.uint32(NFS4Wire.Op.getfh)
-        }) { d throws(XDRError) in
-            guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.putrootfh) == 0 else { return }
-            for _ in components { guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.lookup) == 0 else { return } }
-            guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.getfh) == 0 else { return }
-            handles[""] = Array(try d.opaque(maximum: NFS4Wire.maxHandle))
-        }
-        guard status.0.isOK else { throw fail("looking up \(target.root)", status.0) }
+        let (root, rootStatus) = await walk(from: nil, target.root.split(separator: "/").map(String.init))
+        guard let root else { throw fail("looking up \(target.root)", rootStatus) }
+        handles[""] = root
     }
 
     // MARK: COMPOUND with SEQUENCE
@@ -182,27 +170,6 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
     // MARK: Operations
 
-    public override func perform(_ operation: Operation) async -> OpResult {
-        let start = monotonicNanoseconds()
-        var result: (OpStatus, Int, UInt64)
-        switch operation.kind.fileEquivalent {
-        case .read: result = await read(operation)
-        case .write: result = await write(operation)
-        case .create: result = await create(operation)
-        case .mkdir: result = await mkdir(operation.path)
-        case .stat: result = await getattr(operation.path)
-        case .lookup: result = await lookupOp(operation.path)
-        case .readdir: result = await readdir(operation.path)
-        case .remove, .rmdir: result = await remove(operation.path)
-        case .commit: result = await commit(operation.path)
-        case .rename: result = await rename(operation.path, to: operation.newPath)
-        case .setattr: result = await setattr(operation.path, size: operation.length > 0 ? UInt64(operation.length) : nil)
-        case .lock: result = await lock(operation)
-        default: result = (.unsupported, 0, monotonicNanoseconds())
-        }
-        return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
-    }
-
     /// The handle of `path`, from the cache or by one COMPOUND of LOOKUPs from the nearest
     /// cached ancestor.
     private func handle(_ path: String) async -> (fh: [UInt8]?, status: OpStatus) {
@@ -215,22 +182,28 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
             ancestor = parent
         }
         names.reverse()
-        let start = handles[ancestor]!
+        let (found, status) = await walk(from: handles[ancestor]!, names)
+        if let found { handles[path] = found }
+        return (found, status)
+    }
+
+    /// One COMPOUND from `start` (nil: the pseudo root) down `names` with LOOKUPs, then GETFH.
+    private func walk(from start: [UInt8]?, _ names: [String]) async -> ([UInt8]?, OpStatus) {
         var found: [UInt8]?
+        let first = start == nil ? NFS4Wire.Op.putrootfh : NFS4Wire.Op.putfh
         let (status, _) = await compound(capacity: 140 + names.reduce(0) { $0 + 12 + $1.utf8.count }, operations: 2 + names.count, { e in
-            NFS4Wire.putfh(&e, start)
+            if let start { NFS4Wire.putfh(&e, start) } else { e.uint32(NFS4Wire.Op.putrootfh) }
             for name in names {
                 e.uint32(NFS4Wire.Op.lookup)
                 e.string(name)
             }
             e.uint32(NFS4Wire.Op.getfh)
         }) { d throws(XDRError) in
-            guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.putfh) == 0 else { return }
+            guard try NFS4Wire.opStatus(&d, first) == 0 else { return }
             for _ in names { guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.lookup) == 0 else { return } }
             guard try NFS4Wire.opStatus(&d, NFS4Wire.Op.getfh) == 0 else { return }
             found = Array(try d.opaque(maximum: NFS4Wire.maxHandle))
         }
-        if let found { handles[path] = found }
         return (found, status)
     }
 
@@ -320,7 +293,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         }
     }
 
-    private func read(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func read(_ op: Operation) async -> Outcome {
         let (stateid, openStatus) = await openStateid(op.path)
         guard let stateid else { return (openStatus, 0, monotonicNanoseconds()) }
         var count = 0
@@ -337,7 +310,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         return (status, count, first)
     }
 
-    private func write(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func write(_ op: Operation) async -> Outcome {
         let (stateid, openStatus) = await openStateid(op.path)
         guard let stateid else { return (openStatus, 0, monotonicNanoseconds()) }
         let data = payload.prefix(op.length)
@@ -357,7 +330,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
     /// OPEN with create (truncating, mode 0644); with a length, also WRITE that many bytes;
     /// then CLOSE: three COMPOUNDs, as a kernel client creating a small file sends them.
-    private func create(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func create(_ op: Operation) async -> Outcome {
         _ = await closeFile(op.path)
         let (status, first, _) = await open(op.path, create: true)
         guard status.isOK else { return (status, 0, first) }
@@ -372,7 +345,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     }
 
     /// CREATE (§18.4) of a directory, mode 0755, then GETFH.
-    private func mkdir(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func mkdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (parent, name) = splitPath(path)
         var fh: [UInt8]?
         let (status, first) = await onHandle(parent, capacity: 48 + name.utf8.count, operations: 2, { e in
@@ -392,8 +366,11 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         return (status, 0, first)
     }
 
+    override func rmdir(_ operation: Operation) async -> Outcome { await remove(operation) }
+
     /// CLOSE when open, then REMOVE (§18.25) by name (files and directories alike).
-    private func remove(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func remove(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         _ = await closeFile(path)
         let (parent, name) = splitPath(path)
         let (status, first) = await onHandle(parent, capacity: 12 + name.utf8.count, operations: 1, { e in
@@ -416,7 +393,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
     /// GETATTR (§18.7) of what `stat` asks for: type, change, size, fileid, mode, nlink,
     /// owner, group, space used and the times.
-    private func getattr(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func stat(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (status, first) = await onHandle(path, capacity: 16, operations: 1, { e in
             e.uint32(NFS4Wire.Op.getattr)
             e.uint32(2)
@@ -431,7 +409,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     }
 
     /// A LOOKUP on the wire every time (the parent handle may come from the cache).
-    private func lookupOp(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func lookup(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (parent, name) = splitPath(path)
         var fh: [UInt8]?
         let (status, first) = await onHandle(parent, capacity: 16 + name.utf8.count, operations: 2, { e in
@@ -448,7 +427,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     }
 
     /// One READDIR (§18.23) of up to 8 KiB of entries with their type and fileid.
-    private func readdir(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func readdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (status, first) = await onHandle(path, capacity: 40, operations: 1, { e in
             e.uint32(NFS4Wire.Op.readdir)
             e.uint64(0)                       // cookie
@@ -471,7 +451,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
         return (status, 0, first)
     }
 
-    private func commit(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func commit(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let result = await onHandle(path, capacity: 16, operations: 1, { e in
             e.uint32(NFS4Wire.Op.commit)
             e.uint64(0)
@@ -484,7 +465,8 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
     }
 
     /// SAVEFH(source dir), PUTFH(target dir), RENAME (§18.26).
-    private func rename(_ path: String, to newPath: String) async -> (OpStatus, Int, UInt64) {
+    override func rename(_ operation: Operation) async -> Outcome {
+        let path = operation.path, newPath = operation.newPath
         _ = await closeFile(path)
         let (fromParent, fromName) = splitPath(path)
         let (toParent, toName) = splitPath(newPath)
@@ -509,7 +491,9 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
     /// SETATTR (§18.30): the size when given (under the file's open stateid), else mode 0644
     /// and the modification time set to the server's clock.
-    private func setattr(_ path: String, size: UInt64?) async -> (OpStatus, Int, UInt64) {
+    override func setattr(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        let size: UInt64? = operation.length > 0 ? UInt64(operation.length) : nil
         var stateid = NFS4Stateid.anonymous
         if size != nil {
             let (opened, openStatus) = await openStateid(path)
@@ -541,7 +525,7 @@ public final class NFS4Client: LoadClient, @unchecked Sendable {
 
     /// LOCK (§18.10) a write lock on [offset, offset + length) under a new lock-owner, then
     /// LOCKU and FREE_STATEID: a lock taken and released, two round trips.
-    private func lock(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func lock(_ op: Operation) async -> Outcome {
         let (openStateid, openStatus) = await openStateid(op.path)
         guard let openStateid else { return (openStatus, 0, monotonicNanoseconds()) }
         lockOwnerSerial &+= 1

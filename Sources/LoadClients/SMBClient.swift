@@ -6,7 +6,7 @@ import Runtime
 /// with NTLMv2 in SPNEGO, TREE_CONNECT, then the operation vocabulary over CREATE, READ,
 /// WRITE, QUERY_INFO, QUERY_DIRECTORY, SET_INFO, FLUSH, LOCK and CLOSE, many in flight.
 /// Files stay open once opened (read, write and delete access), like NFSv4 opens.
-public final class SMBClient: LoadClient, @unchecked Sendable {
+public final class SMBClient: FileLoadClient, @unchecked Sendable {
     private let transport: SMBTransport
     private let payload: PayloadBuffer
     public let target: Target
@@ -209,28 +209,6 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
 
     // MARK: Operations
 
-    public override func perform(_ operation: Operation) async -> OpResult {
-        let start = monotonicNanoseconds()
-        var result: (OpStatus, Int, UInt64)
-        switch operation.kind.fileEquivalent {
-        case .read: result = await read(operation)
-        case .write: result = await write(operation)
-        case .create: result = await create(operation)
-        case .mkdir: result = await mkdir(operation.path)
-        case .stat: result = await stat(operation.path)
-        case .lookup: result = await lookup(operation.path)
-        case .readdir: result = await readdir(operation.path)
-        case .remove: result = await remove(operation.path, directory: false)
-        case .rmdir: result = await remove(operation.path, directory: true)
-        case .commit: result = await flush(operation.path)
-        case .rename: result = await rename(operation.path, to: operation.newPath)
-        case .setattr: result = await setattr(operation)
-        case .lock: result = await lock(operation)
-        default: result = (.unsupported, 0, monotonicNanoseconds())
-        }
-        return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
-    }
-
     enum Access {
         static let readAttributes: UInt32 = 0x80
         /// FILE_GENERIC_READ | FILE_GENERIC_WRITE.
@@ -332,7 +310,7 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     /// Credits a transfer of `length` bytes costs (§3.1.5.2): one per 64 KiB with LARGE_MTU.
     private func charge(_ length: Int) -> Int { largeMTU ? max(1, (length + 65535) / 65536) : 1 }
 
-    private func read(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func read(_ op: Operation) async -> Outcome {
         let length = UInt32(min(op.length, maxRead))
         let response = await onOpen(op.path, SMBTransport.Command.read, charge: charge(Int(length)), bodySize: 49) { b, id in
             b.initializeMemory(as: UInt8.self, repeating: 0, count: 49)
@@ -347,7 +325,7 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
         return result(response, bytes: response.opStatus.isOK ? Int(response.u32(64 + 4)) : 0)
     }
 
-    private func write(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func write(_ op: Operation) async -> Outcome {
         let data = payload.prefix(min(op.length, maxWrite))
         let response = await onOpen(op.path, SMBTransport.Command.write, charge: charge(data.count), bodySize: 48, payload: data) { b, id in
             b.initializeMemory(as: UInt8.self, repeating: 0, count: 48)
@@ -367,7 +345,7 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     }
 
     /// CREATE (overwrite-if) a file; with a length, WRITE that many bytes; then CLOSE.
-    private func create(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func create(_ op: Operation) async -> Outcome {
         await closeOpen(op.path)?.release()
         let (response, id) = await createRequest(op.path, access: Access.readWrite, disposition: Disposition.overwriteIf, options: Options.nonDirectory)
         let first = response.firstByte
@@ -386,7 +364,8 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     }
 
     /// CREATE (create) a directory, then CLOSE.
-    private func mkdir(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func mkdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (response, id) = await createRequest(path, access: Access.readWrite, disposition: Disposition.create, options: Options.directory)
         guard let id else { return result(response) }
         let first = response.firstByte
@@ -394,6 +373,9 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
         let (status, _, _) = result(await closeRequest(id))
         return (status, 0, first)
     }
+
+    override func remove(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: false) }
+    override func rmdir(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: true) }
 
     /// Opens with delete-on-close and closes: how SMB clients delete.
     private func remove(_ path: String, directory: Bool) async -> (OpStatus, Int, UInt64) {
@@ -408,8 +390,9 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     }
 
     /// QUERY_INFO (§2.2.37) FileNetworkOpenInformation on the open: what a stat costs.
-    private func stat(_ path: String) async -> (OpStatus, Int, UInt64) {
-        result(await onOpen(path, SMBTransport.Command.queryInfo, bodySize: 41) { b, id in
+    override func stat(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return result(await onOpen(path, SMBTransport.Command.queryInfo, bodySize: 41) { b, id in
             b.initializeMemory(as: UInt8.self, repeating: 0, count: 41)
             b.storeBytes(of: UInt16(41).littleEndian, as: UInt16.self)
             b.storeBytes(of: UInt8(1), toByteOffset: 2, as: UInt8.self)          // SMB2_0_INFO_FILE
@@ -420,7 +403,8 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
     }
 
     /// CREATE (open, read attributes) and CLOSE: a name looked up on the wire every time.
-    private func lookup(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func lookup(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let (response, id) = await createRequest(path, access: Access.readAttributes, disposition: Disposition.open, options: 0)
         guard let id else { return result(response) }
         let first = response.firstByte
@@ -431,7 +415,8 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
 
     /// One QUERY_DIRECTORY (§2.2.33) of up to 8 KiB of FileIdBothDirectoryInformation, from
     /// the start.
-    private func readdir(_ path: String) async -> (OpStatus, Int, UInt64) {
+    override func readdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
         let response = await onOpen(path, SMBTransport.Command.queryDirectory, bodySize: 34) { b, id in
             b.initializeMemory(as: UInt8.self, repeating: 0, count: 34)
             b.storeBytes(of: UInt16(33).littleEndian, as: UInt16.self)
@@ -447,8 +432,9 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
         return result(response)
     }
 
-    private func flush(_ path: String) async -> (OpStatus, Int, UInt64) {
-        result(await onOpen(path, SMBTransport.Command.flush, bodySize: 24) { b, id in
+    override func commit(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return result(await onOpen(path, SMBTransport.Command.flush, bodySize: 24) { b, id in
             b.initializeMemory(as: UInt8.self, repeating: 0, count: 24)
             b.storeBytes(of: UInt16(24).littleEndian, as: UInt16.self)
             id.encode(b + 8)
@@ -477,7 +463,8 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
 
     /// CREATE with DELETE access, SET_INFO FileRenameInformation (class 10), CLOSE: how SMB
     /// clients rename.
-    private func rename(_ path: String, to newPath: String) async -> (OpStatus, Int, UInt64) {
+    override func rename(_ operation: Operation) async -> Outcome {
+        let path = operation.path, newPath = operation.newPath
         await closeOpen(path)?.release()
         let (opened, id) = await createRequest(path, access: Access.deleteAndAttributes, disposition: Disposition.open, options: 0)
         guard let id else { return result(opened) }
@@ -494,14 +481,14 @@ public final class SMBClient: LoadClient, @unchecked Sendable {
 
     /// With a size: SET_INFO FileEndOfFileInformation (class 20), the file's length set.
     /// Without: FileBasicInformation (class 4) with the last-write time set to now.
-    private func setattr(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func setattr(_ op: Operation) async -> Outcome {
         if op.length > 0 { return result(await setInfo(op.path, infoClass: 20, NTLMClient.le64(UInt64(op.length)))) }
         let buffer = [UInt8](repeating: 0, count: 16) + NTLMClient.le64(NTLMClient.fileTimeNow()) + [UInt8](repeating: 0, count: 16)
         return result(await setInfo(op.path, infoClass: 4, buffer))
     }
 
     /// LOCK (§2.2.26) an exclusive range, failing at once on a conflict, then unlock it.
-    private func lock(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func lock(_ op: Operation) async -> Outcome {
         let length = UInt64(max(op.length, 1))
         let (handle, openStatus, openFirst) = await open(op.path)
         guard let handle else { return (openStatus, 0, openFirst) }
