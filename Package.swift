@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Server", "Runtime"]),
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTP", "Crypto", "VFS"]),
         .testTarget(name: "NFS4Tests", dependencies: ["NFS4", "NFS3", "ONCRPC", "VFS", "MemFS", "Runtime"]),
-        .testTarget(name: "WorkloadTests", dependencies: ["Workload", "LoadClients", "Runtime"]),
+        .testTarget(name: "WorkloadTests", dependencies: ["Workload", "LoadClients", "ONCRPC", "Runtime"]),
         .testTarget(name: "SMBTests", dependencies: ["SMB", "Crypto", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
     ]

@@ -3,11 +3,11 @@ import Runtime
 
 /// An NFSv3 client connection (RFC 1813) with MOUNT on the same port: many calls in flight,
 /// file handles cached by path the way a kernel client's dentry cache keeps them.
-public final class NFS3Client: LoadClient, @unchecked Sendable {
+public final class NFS3Client: FileLoadClient, @unchecked Sendable {
     static let nfsProgram: UInt32 = 100003
     static let mountProgram: UInt32 = 100005
     enum Proc: UInt32 {
-        case getattr = 1, lookup = 3, read = 6, write = 7, create = 8, mkdir = 9, remove = 12, rmdir = 13, readdir = 16, commit = 21
+        case getattr = 1, setattr = 2, lookup = 3, read = 6, write = 7, create = 8, mkdir = 9, remove = 12, rmdir = 13, rename = 14, readdir = 16, commit = 21
     }
 
     private let rpc: RPCClientHandler
@@ -19,12 +19,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     /// Connects on `loop` (its thread) and mounts the export. Call from a task on `loop`.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer) async throws(LoadClientError) -> NFS3Client {
         let rpc = RPCClientHandler()
-        do {
-            let connection = try loop.connect(host: target.host, port: target.port) { _ in rpc }
-            rpc.attach(connection)
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        rpc.attach(try LoadClients.connect(target, loop: loop, handler: rpc))
         let client = NFS3Client(loop: loop, rpc: rpc, payload: payload, target: target)
         try await client.mount()
         return client
@@ -42,12 +37,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         var mountRPC = rpc
         if let mountPort = target.mountPort, mountPort != target.port {
             let separate = RPCClientHandler()
-            do {
-                let connection = try loop.connect(host: target.host, port: mountPort) { _ in separate }
-                separate.attach(connection)
-            } catch {
-                throw LoadClientError("\(target): MOUNT port: \(error)")
-            }
+            separate.attach(try LoadClients.connect(target, port: mountPort, what: "MOUNT port: ", loop: loop, handler: separate))
             mountRPC = separate
         }
         defer { if mountRPC !== rpc { mountRPC.connection?.close() } }
@@ -68,34 +58,10 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
 
     // MARK: Operations
 
-    public override func perform(_ operation: Operation) async -> OpResult {
-        let start = monotonicNanoseconds()
-        var result: (OpStatus, Int, UInt64)
-        switch operation.kind.fileEquivalent {
-        case .read: result = await read(operation)
-        case .write: result = await write(operation)
-        case .create: result = await create(operation, directory: false)
-        case .mkdir: result = await create(operation, directory: true)
-        case .stat: result = await getattr(operation.path)
-        case .lookup: result = await lookupOp(operation.path)
-        case .readdir: result = await readdir(operation.path)
-        case .remove: result = await remove(operation.path, directory: false)
-        case .rmdir: result = await remove(operation.path, directory: true)
-        case .commit: result = await commit(operation.path)
-        default: result = (.unsupported, 0, monotonicNanoseconds())
-        }
-        return OpResult(status: result.0, bytes: result.1, start: start, firstByte: result.2, end: monotonicNanoseconds())
-    }
-
-    private static func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
-    }
-
     /// The handle of `path`, from the cache or by LOOKUPs from the nearest cached ancestor.
     private func handle(_ path: String) async -> (fh: [UInt8]?, status: OpStatus) {
         if let fh = handles[path] { return (fh, .ok) }
-        let (parent, name) = Self.split(path)
+        let (parent, name) = splitPath(path)
         let (parentFH, status) = await handle(parent)
         guard let parentFH else { return (nil, status) }
         let (fh, lookupStatus, _) = await lookup(parentFH, name)
@@ -119,8 +85,9 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     /// A LOOKUP on the wire every time (the parent handle may come from the cache).
-    private func lookupOp(_ path: String) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(path)
+    override func lookup(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        let (parent, name) = splitPath(path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let (fh, lookupStatus, first) = await lookup(dir, name)
@@ -149,11 +116,12 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         return (.ok, bytes, reply.firstByte)
     }
 
-    private func getattr(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .getattr)
+    override func stat(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .getattr)
     }
 
-    private func read(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func read(_ op: Operation) async -> Outcome {
         await simple(op.path, .read, extra: 12, { e in
             e.uint64(op.offset)
             e.uint32(UInt32(op.length))
@@ -165,7 +133,7 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         })
     }
 
-    private func write(_ op: Operation) async -> (OpStatus, Int, UInt64) {
+    override func write(_ op: Operation) async -> Outcome {
         let (fh, status) = await handle(op.path)
         guard let fh else { return (status, 0, monotonicNanoseconds()) }
         let data = payload.prefix(op.length)
@@ -186,8 +154,14 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         return (.ok, Int(count), reply.firstByte)
     }
 
+    override func create(_ operation: Operation) async -> Outcome { await create(operation, directory: false) }
+    override func mkdir(_ operation: Operation) async -> Outcome { await create(operation, directory: true) }
+    override func remove(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: false) }
+    override func rmdir(_ operation: Operation) async -> Outcome { await remove(operation.path, directory: true) }
+
+    /// CREATE (UNCHECKED, truncating) or MKDIR; a file with a length also gets WRITE + COMMIT.
     private func create(_ op: Operation, directory: Bool) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(op.path)
+        let (parent, name) = splitPath(op.path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: (directory ? Proc.mkdir : Proc.create).rawValue,
@@ -206,11 +180,16 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         guard let nfsStatus = try? d.uint32() else { return (.badReply, 0, reply.firstByte) }
         guard nfsStatus == 0 else { return (OpStatus(Int32(nfsStatus)), 0, reply.firstByte) }
         if (try? d.bool()) == true, let fh = try? d.opaque(maximum: 64) { handles[op.path] = Array(fh) }
-        return (.ok, 0, reply.firstByte)
+        guard !directory, op.length > 0 else { return (.ok, 0, reply.firstByte) }
+        // With a length: WRITE (UNSTABLE) and COMMIT, what a client's write and close send.
+        let (writeStatus, written, _) = await write(Operation(kind: .write, path: op.path, length: op.length))
+        guard writeStatus.isOK else { return (writeStatus, 0, reply.firstByte) }
+        let (commitStatus, _, _) = await commit(op)
+        return (commitStatus, commitStatus.isOK ? written : 0, reply.firstByte)
     }
 
     private func remove(_ path: String, directory: Bool) async -> (OpStatus, Int, UInt64) {
-        let (parent, name) = Self.split(path)
+        let (parent, name) = splitPath(path)
         let (dir, status) = await handle(parent)
         guard let dir else { return (status, 0, monotonicNanoseconds()) }
         let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: (directory ? Proc.rmdir : Proc.remove).rawValue,
@@ -227,8 +206,9 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
     }
 
     /// One READDIR call of up to 8 KiB of entries (what a listing's first page costs).
-    private func readdir(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .readdir, extra: 20, { e in
+    override func readdir(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .readdir, extra: 20, { e in
             e.uint64(0)                                   // cookie
             e.uint64(0)                                   // cookie verifier
             e.uint32(8192)
@@ -246,10 +226,56 @@ public final class NFS3Client: LoadClient, @unchecked Sendable {
         })
     }
 
-    private func commit(_ path: String) async -> (OpStatus, Int, UInt64) {
-        await simple(path, .commit, extra: 12) { e in
+    override func commit(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        return await simple(path, .commit, extra: 12) { e in
             e.uint64(0)
             e.uint32(0)
+        }
+    }
+
+    /// RENAME (RFC 1813 §3.3.14) from one directory entry to another.
+    override func rename(_ operation: Operation) async -> Outcome {
+        let path = operation.path, newPath = operation.newPath
+        let (fromParent, fromName) = splitPath(path)
+        let (toParent, toName) = splitPath(newPath)
+        let (fromDir, fromStatus) = await handle(fromParent)
+        guard let fromDir else { return (fromStatus, 0, monotonicNanoseconds()) }
+        let (toDir, toStatus) = await handle(toParent)
+        guard let toDir else { return (toStatus, 0, monotonicNanoseconds()) }
+        let reply = await rpc.call(program: Self.nfsProgram, version: 3, procedure: Proc.rename.rawValue,
+                                   capacity: 144 + XDREncoder.opaqueSize(fromName.utf8.count) + XDREncoder.opaqueSize(toName.utf8.count)) { e in
+            e.opaque(fromDir)
+            e.string(fromName)
+            e.opaque(toDir)
+            e.string(toName)
+        }
+        defer { reply.release() }
+        handles[path] = nil
+        handles[newPath] = nil
+        guard reply.status.isOK else { return (reply.status, 0, reply.firstByte) }
+        var d = reply.decoder()
+        guard let nfsStatus = try? d.uint32() else { return (.badReply, 0, reply.firstByte) }
+        return (OpStatus(Int32(nfsStatus)), 0, reply.firstByte)
+    }
+
+    /// SETATTR (RFC 1813 §3.3.2): the size when given, else mode 0644 and the modification
+    /// time set to the server's clock.
+    override func setattr(_ operation: Operation) async -> Outcome {
+        let path = operation.path
+        let size: UInt64? = operation.length > 0 ? UInt64(operation.length) : nil
+        return await simple(path, .setattr, extra: 48) { e in
+            if let size {
+                e.bool(false); e.bool(false); e.bool(false)   // mode, uid, gid
+                e.bool(true); e.uint64(size)
+                e.uint32(0); e.uint32(0)                      // atime, mtime: don't change
+            } else {
+                e.bool(true); e.uint32(0o644)                 // mode
+                e.bool(false); e.bool(false); e.bool(false)   // uid, gid, size
+                e.uint32(0)                                   // atime: don't change
+                e.uint32(1)                                   // mtime: SET_TO_SERVER_TIME
+            }
+            e.bool(false)                                     // no guard
         }
     }
 

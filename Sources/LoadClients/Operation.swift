@@ -4,8 +4,8 @@ import Runtime
 /// its protocol (S3: read = GET, write = PUT, stat = HEAD, readdir = LIST, remove = DELETE) and
 /// answers the rest with `OpStatus.unsupported`.
 public enum OpKind: String, CaseIterable, Sendable, Hashable {
-    case read, write, create, stat, lookup, readdir, mkdir, rmdir, remove, commit
-    case get, put, head, list, delete
+    case read, write, create, stat, lookup, readdir, mkdir, rmdir, remove, commit, rename, setattr, lock
+    case get, put, head, list, delete, multipart
 
     /// The name the S3 client gives the operation (nil: S3 has no such operation).
     public var s3Equivalent: OpKind? {
@@ -15,7 +15,8 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         case .stat, .head, .lookup: .head
         case .readdir, .list: .list
         case .remove, .delete: .delete
-        case .mkdir, .rmdir, .commit: nil
+        case .multipart: .multipart
+        case .mkdir, .rmdir, .commit, .rename, .setattr, .lock: nil
         }
     }
 
@@ -41,13 +42,16 @@ public struct Operation: Sendable {
     public var length: Int
     /// For writes: also COMMIT (NFS) after the write (sequential-write workloads ending a file).
     public var stable: Bool
+    /// For rename: the new path.
+    public var newPath: String
 
-    public init(kind: OpKind, path: String, offset: UInt64 = 0, length: Int = 0, stable: Bool = false) {
+    public init(kind: OpKind, path: String, offset: UInt64 = 0, length: Int = 0, stable: Bool = false, newPath: String = "") {
         self.kind = kind
         self.path = path
         self.offset = offset
         self.length = length
         self.stable = stable
+        self.newPath = newPath
     }
 }
 
@@ -65,7 +69,13 @@ public struct OpStatus: Sendable, Equatable {
     public static let unsupported = OpStatus(-3)
     /// An RPC-level rejection (not an NFS status).
     public static let rpcError = OpStatus(-4)
+    /// A response's signature did not verify (SMB).
+    public static let badSignature = OpStatus(-6)
     public var isOK: Bool { code == 0 }
+    /// "No such file or directory" in any protocol (NFS 2, HTTP 404, SMB's two NOT_FOUNDs).
+    public var isNotFound: Bool { code == 2 || code == 404 || code == Int32(bitPattern: 0xC000_0034) || code == Int32(bitPattern: 0xC000_003A) }
+    /// "Already exists" (NFS 17, SMB OBJECT_NAME_COLLISION).
+    public var isExists: Bool { code == 17 || code == Int32(bitPattern: 0xC000_0035) }
 }
 
 /// What one operation measured: monotonic nanoseconds for start, first reply byte and end.
@@ -97,6 +107,10 @@ open class LoadClient: @unchecked Sendable {
         return OpResult(status: .unsupported, bytes: 0, start: now, firstByte: now, end: now)
     }
 
+    /// Closes the files the client keeps open between operations (NFSv4 opens, SMB handles);
+    /// the runner calls it when a phase ends.
+    open func closeFiles() async {}
+
     /// Closes the connection.
     open func close() {}
 
@@ -123,6 +137,16 @@ public final class PayloadBuffer: @unchecked Sendable {
 
     public func prefix(_ count: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[0..<min(count, bytes.count)])
+    }
+}
+
+/// Connects `handler` to `target` (or another `port` of its host) on `loop`; a failure names
+/// the target and `what` was being connected.
+func connect<Handler: ConnectionHandler & Sendable>(_ target: Target, port: Int? = nil, what: String = "", loop: EventLoop, handler: Handler) throws(LoadClientError) -> Connection {
+    do {
+        return try loop.connect(host: target.host, port: port ?? target.port) { _ in handler }
+    } catch {
+        throw LoadClientError("\(target): \(what)\(error)")
     }
 }
 

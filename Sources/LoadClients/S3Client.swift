@@ -70,11 +70,25 @@ public final class S3Signer {
 /// connection. Loop thread only.
 public final class S3Client: LoadClient, @unchecked Sendable {
     private final class Handler: ConnectionHandler, @unchecked Sendable {
+        /// A response: HTTP status (-1: connection lost), body bytes, first byte time, and
+        /// for requests that asked, the body and the ETag.
+        struct Response {
+            var code: Int32
+            var bytes: Int
+            var firstByte: UInt64
+            var body: [UInt8] = []
+            var etag = ""
+        }
         struct Pending {
-            var continuation: UnsafeContinuation<(Int32, Int, UInt64), Never>
+            var continuation: UnsafeContinuation<Response, Never>
             var isHead: Bool
             var firstByte: UInt64
+            /// Keep the body and the ETag (multipart uploads read both).
+            var keepsBody = false
         }
+        /// The body and ETag of the response being received, when its request asked for them.
+        var keptBody: [UInt8] = []
+        var keptETag = ""
         var queue: [Pending] = []
         var head = 0
         // The response being received.
@@ -107,10 +121,12 @@ public final class S3Client: LoadClient, @unchecked Sendable {
                             return offset
                         }
                         bodyTotal += size
+                        if queue[head].keepsBody { keptBody += UnsafeRawBufferPointer(rebasing: raw[(lineEnd + 2)..<(lineEnd + 2 + size)]) }
                         offset = lineEnd + 2 + size + 2
                         continue
                     }
                     let take = min(bodyLeft, raw.count - offset)
+                    if queue[head].keepsBody { keptBody += UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + take)]) }
                     bodyLeft -= take
                     offset += take
                     if bodyLeft == 0 { finish() }
@@ -121,7 +137,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
                     connection.expect(bytes: raw.count - offset + 4096)
                     return offset
                 }
-                parseHead(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                parseHead(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), keep: queue[head].keepsBody)
                 offset = end
                 if queue[head].isHead || status == 204 || status == 304 { bodyLeft = 0; bodyTotal = 0; chunked = false }
                 inBody = true
@@ -135,12 +151,19 @@ public final class S3Client: LoadClient, @unchecked Sendable {
             head += 1
             if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
             inBody = false
-            let result = (status, bodyTotal, entry.firstByte)
+            var result = Response(code: status, bytes: bodyTotal, firstByte: entry.firstByte)
+            if entry.keepsBody {
+                result.body = keptBody
+                result.etag = keptETag
+                keptBody = []
+                keptETag = ""
+            }
             chunked = false
             entry.continuation.resume(returning: result)
         }
 
-        private func parseHead(_ head: UnsafeRawBufferPointer) {
+        private func parseHead(_ head: UnsafeRawBufferPointer, keep: Bool) {
+            if keep { keptBody = []; keptETag = "" }
             // "HTTP/1.1 200 OK"
             status = 0
             var i = 9
@@ -158,6 +181,8 @@ public final class S3Client: LoadClient, @unchecked Sendable {
                     bodyTotal = bodyLeft
                 } else if name == "transfer-encoding", value.lowercased().contains("chunked") {
                     chunked = true
+                } else if keep && name == "etag" {
+                    keptETag = String(value)
                 }
             }
         }
@@ -189,7 +214,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
             let waiting = queue[head...]
             queue.removeAll()
             head = 0
-            for entry in waiting { entry.continuation.resume(returning: (-1, 0, monotonicNanoseconds())) }
+            for entry in waiting { entry.continuation.resume(returning: Response(code: -1, bytes: 0, firstByte: monotonicNanoseconds())) }
         }
     }
 
@@ -203,12 +228,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
     /// Connects on `loop` (its thread). Call from a task on `loop`.
     public static func connect(_ target: Target, loop: EventLoop, payload: PayloadBuffer) throws(LoadClientError) -> S3Client {
         let handler = Handler()
-        let connection: Connection
-        do {
-            connection = try loop.connect(host: target.host, port: target.port) { _ in handler }
-        } catch {
-            throw LoadClientError("\(target): \(error)")
-        }
+        let connection = try LoadClients.connect(target, loop: loop, handler: handler)
         return S3Client(loop: loop, handler: handler, connection: connection, payload: payload, target: target)
     }
 
@@ -236,6 +256,7 @@ public final class S3Client: LoadClient, @unchecked Sendable {
         guard !handler.lost, !connection.isClosing else {
             return OpResult(status: .connectionLost, bytes: 0, start: start, firstByte: start, end: start)
         }
+        if kind == .multipart { return await multipart(operation, start: start) }
         let method: String
         var path = "/" + target.root
         var query = ""
@@ -251,6 +272,23 @@ public final class S3Client: LoadClient, @unchecked Sendable {
             query = "delimiter=%2F&list-type=2&max-keys=1000&prefix=\(S3Signer.uriEncode(prefix, keepSlash: false))"
         }
         if kind != .list { path += "/" + S3Signer.uriEncode(operation.path, keepSlash: true) }
+        var range = ""
+        if kind == .get && operation.length > 0 {
+            range = "Range: bytes=\(operation.offset)-\(operation.offset + UInt64(operation.length) - 1)\r\n"
+        }
+        let response = await request(method, path: path, query: query, extraHeaders: range, isHead: kind == .head,
+                                     body: bodyCount > 0 ? payload.prefix(bodyCount) : nil)
+        return OpResult(status: Self.status(response.code), bytes: kind == .put ? bodyCount : response.bytes, start: start,
+                        firstByte: response.firstByte == 0 ? monotonicNanoseconds() : response.firstByte, end: monotonicNanoseconds())
+    }
+
+    private static func status(_ code: Int32) -> OpStatus {
+        code < 0 ? .connectionLost : (code >= 200 && code < 300 ? .ok : OpStatus(code))
+    }
+
+    /// Sends one signed request (the body by reference, or `text`) and waits for its response.
+    private func request(_ method: String, path: String, query: String, extraHeaders: String = "", isHead: Bool = false,
+                         body: UnsafeRawBufferPointer? = nil, text: String = "", keepsBody: Bool = false) async -> Handler.Response {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         if ts.tv_sec != cachedSecond {
@@ -258,18 +296,61 @@ public final class S3Client: LoadClient, @unchecked Sendable {
             cachedDate = S3Signer.amzDate(ts.tv_sec)
         }
         let authorization = signer.authorization(method: method, path: path, query: query, host: hostHeader, amzDate: cachedDate)
-        var range = ""
-        if kind == .get && operation.length > 0 {
-            range = "Range: bytes=\(operation.offset)-\(operation.offset + UInt64(operation.length) - 1)\r\n"
+        let bodyCount = body?.count ?? text.utf8.count
+        let head = "\(method) \(path)\(query.isEmpty ? "" : "?" + query) HTTP/1.1\r\nHost: \(hostHeader)\r\nx-amz-date: \(cachedDate)\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: \(authorization)\r\n\(extraHeaders)Content-Length: \(bodyCount)\r\n\r\n"
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Handler.Response, Never>) in
+            handler.queue.append(.init(continuation: continuation, isHead: isHead, firstByte: 0, keepsBody: keepsBody))
+            var message = head + text
+            message.withUTF8 { connection.write(UnsafeRawBufferPointer($0)) }
+            if let body, !body.isEmpty { connection.send(body, keepingAlive: payload) }
         }
-        let head = "\(method) \(path)\(query.isEmpty ? "" : "?" + query) HTTP/1.1\r\nHost: \(hostHeader)\r\nx-amz-date: \(cachedDate)\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: \(authorization)\r\n\(range)Content-Length: \(bodyCount)\r\n\r\n"
-        let (code, bytes, first) = await withUnsafeContinuation { (continuation: UnsafeContinuation<(Int32, Int, UInt64), Never>) in
-            handler.queue.append(.init(continuation: continuation, isHead: kind == .head, firstByte: 0))
-            var text = head
-            text.withUTF8 { connection.write(UnsafeRawBufferPointer($0)) }
-            if bodyCount > 0 { connection.send(payload.prefix(bodyCount), keepingAlive: payload) }
+    }
+
+    /// Part size of multipart uploads: S3's minimum for all parts but the last.
+    public static let partSize = 5 << 20
+
+    /// A multipart upload of `length` bytes: CreateMultipartUpload, UploadPart for each 5 MiB
+    /// (one after another; the pattern payload again in each), CompleteMultipartUpload with
+    /// their ETags. A failed part aborts the upload.
+    private func multipart(_ operation: Operation, start: UInt64) async -> OpResult {
+        let path = "/" + target.root + "/" + S3Signer.uriEncode(operation.path, keepSlash: true)
+        func done(_ status: OpStatus, _ bytes: Int, _ first: UInt64) -> OpResult {
+            OpResult(status: status, bytes: bytes, start: start, firstByte: first == 0 ? monotonicNanoseconds() : first, end: monotonicNanoseconds())
         }
-        let status: OpStatus = code < 0 ? .connectionLost : (code >= 200 && code < 300 ? .ok : OpStatus(code))
-        return OpResult(status: status, bytes: kind == .put ? bodyCount : bytes, start: start, firstByte: first == 0 ? monotonicNanoseconds() : first, end: monotonicNanoseconds())
+        let created = await request("POST", path: path, query: "uploads=", keepsBody: true)
+        let first = created.firstByte
+        guard Self.status(created.code).isOK else { return done(Self.status(created.code), 0, first) }
+        guard let uploadID = Self.element("UploadId", in: created.body) else { return done(.badReply, 0, first) }
+        let encodedID = S3Signer.uriEncode(uploadID, keepSlash: false)
+        let length = max(operation.length, 1)
+        let parts = (length + Self.partSize - 1) / Self.partSize
+        var etags: [String] = []
+        for number in 1...parts {
+            let part = payload.prefix(min(Self.partSize, length - (number - 1) * Self.partSize))
+            let uploaded = await request("PUT", path: path, query: "partNumber=\(number)&uploadId=\(encodedID)", body: part, keepsBody: true)
+            let status = Self.status(uploaded.code)
+            guard status.isOK, !uploaded.etag.isEmpty else {
+                _ = await request("DELETE", path: path, query: "uploadId=\(encodedID)")
+                return done(status.isOK ? .badReply : status, 0, first)
+            }
+            etags.append(uploaded.etag)
+        }
+        var xml = "<CompleteMultipartUpload>"
+        for (i, etag) in etags.enumerated() { xml += "<Part><PartNumber>\(i + 1)</PartNumber><ETag>\(etag)</ETag></Part>" }
+        xml += "</CompleteMultipartUpload>"
+        let completed = await request("POST", path: path, query: "uploadId=\(encodedID)", text: xml, keepsBody: true)
+        let status = Self.status(completed.code)
+        // A 200 may still carry an <Error> (the upload failed while the response streamed).
+        if status.isOK && Self.element("Error", in: completed.body) != nil { return done(.badReply, 0, first) }
+        return done(status, status.isOK ? length : 0, first)
+    }
+
+    /// The text of the first `<name>` element of an XML body.
+    static func element(_ name: String, in body: [UInt8]) -> String? {
+        let text = String(decoding: body, as: UTF8.self)
+        guard let open = text.firstRange(of: "<\(name)>") else { return nil }
+        let rest = text[open.upperBound...]
+        guard let close = rest.firstRange(of: "</\(name)>") else { return nil }
+        return String(rest[..<close.lowerBound])
     }
 }

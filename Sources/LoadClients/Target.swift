@@ -1,6 +1,12 @@
-/// A target named by URL: `nfs3://host:port/export` or `s3://key:secret@host:port/bucket`.
+/// A target named by URL: `nfs3://host:port/export`, `nfs4://host:port/path` (NFSv4.1, the
+/// path from the server's pseudo root), `smb://user:pass@host:port/share[?sign=1&encrypt=1&dialect=3.1.1]`
+/// or `s3://key:secret@host:port/bucket`.
 public struct Target: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case nfs3, s3 }
+    public enum Kind: String, Sendable {
+        case nfs3, nfs4, smb, s3
+        /// A file protocol (directories, handles) rather than an object store.
+        public var isFileProtocol: Bool { self != .s3 }
+    }
     public var kind: Kind
     public var host: String
     public var port: Int
@@ -11,6 +17,11 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
     public var region: String
     /// NFS: the MOUNT port when it is not the NFS port (`?mountport=N`, e.g. nfs-ganesha's 20048).
     public var mountPort: Int?
+    /// SMB: sign every message (`?sign=1`), encrypt (`?encrypt=1`, SMB 3.x), and the one
+    /// dialect to offer (`?dialect=2.1|3.0|3.0.2|3.1.1`; default: all of them).
+    public var smbSign = false
+    public var smbEncrypt = false
+    public var smbDialect: UInt16?
 
     public init(kind: Kind, host: String, port: Int, root: String, accessKey: String = "", secretKey: String = "", region: String = "us-east-1") {
         self.kind = kind
@@ -26,15 +37,27 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch kind {
         case .nfs3: "nfs3://\(hostPort)\(root)" + (mountPort.map { "?mountport=\($0)" } ?? "")
+        case .nfs4: "nfs4://\(hostPort)\(root)"
+        case .smb: "smb://\(accessKey.isEmpty ? "" : accessKey + "@")\(hostPort)/\(root)" + smbQuery
         case .s3: "s3://\(accessKey.isEmpty ? "" : accessKey + "@")\(hostPort)/\(root)"
         }
     }
+
+    private var smbQuery: String {
+        var items: [String] = []
+        if smbSign { items.append("sign=1") }
+        if smbEncrypt { items.append("encrypt=1") }
+        if let smbDialect { items.append("dialect=" + (Self.dialectNames.first { $0.value == smbDialect }?.key ?? "?")) }
+        return items.isEmpty ? "" : "?" + items.joined(separator: "&")
+    }
+
+    static let dialectNames: [String: UInt16] = ["2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311]
 
     var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Parses a target URL; the error says what is wrong and what a good one looks like.
     public static func parse(_ text: String) throws(LoadClientError) -> Target {
-        let usage = "expected nfs3://HOST:PORT/EXPORT or s3://KEY:SECRET@HOST:PORT/BUCKET"
+        let usage = "expected nfs3://HOST:PORT/EXPORT, nfs4://HOST:PORT/PATH, smb://USER:PASS@HOST:PORT/SHARE or s3://KEY:SECRET@HOST:PORT/BUCKET"
         let parts = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw LoadClientError("target '\(text)': no scheme; \(usage)") }
         let scheme = String(parts[0]).lowercased()
@@ -54,13 +77,27 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
             }
         }
         var mountPort: Int?
+        var sign = false, encrypt = false
+        var dialect: UInt16?
         if let question = rest.firstIndex(of: "?") {
             for item in rest[rest.index(after: question)...].split(separator: "&") {
                 let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-                guard kv.count == 2, kv[0] == "mountport", kind == .nfs3, let p = Int(kv[1]), p > 0, p < 65536 else {
-                    throw LoadClientError("target '\(text)': unknown or bad parameter '\(item)' (nfs3 URLs take ?mountport=PORT)")
+                let value = kv.count == 2 ? kv[1] : ""
+                switch (kind, kv[0]) {
+                case (.nfs3, "mountport"):
+                    guard let p = Int(value), p > 0, p < 65536 else { throw LoadClientError("target '\(text)': bad mountport '\(value)'") }
+                    mountPort = p
+                case (.smb, "sign"), (.smb, "encrypt"):
+                    guard value == "0" || value == "1" else { throw LoadClientError("target '\(text)': \(kv[0]) must be 0 or 1, found '\(value)'") }
+                    if kv[0] == "sign" { sign = value == "1" } else { encrypt = value == "1" }
+                case (.smb, "dialect"):
+                    guard let d = dialectNames[value] else {
+                        throw LoadClientError("target '\(text)': unknown dialect '\(value)'; expected one of 2.1, 3.0, 3.0.2, 3.1.1")
+                    }
+                    dialect = d
+                default:
+                    throw LoadClientError("target '\(text)': unknown parameter '\(item)' (nfs3 URLs take ?mountport=PORT; smb URLs take sign=0|1, encrypt=0|1, dialect=VERSION)")
                 }
-                mountPort = p
             }
             rest = rest[..<question]
         }
@@ -82,7 +119,11 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
         }
         if host == "localhost" { host = "127.0.0.1" }
         guard !host.isEmpty else { throw LoadClientError("target '\(text)': no host; \(usage)") }
-        let defaultPort = kind == .nfs3 ? 2049 : 9000
+        let defaultPort = switch kind {
+        case .nfs3, .nfs4: 2049
+        case .smb: 445
+        case .s3: 9000
+        }
         var port = defaultPort
         if let portText {
             guard let value = Int(portText), value > 0, value < 65536 else { throw LoadClientError("target '\(text)': bad port '\(portText)'") }
@@ -93,6 +134,19 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
             guard path.count > 1 else { throw LoadClientError("target '\(text)': no export path; \(usage)") }
             var target = Target(kind: .nfs3, host: String(host), port: port, root: path)
             target.mountPort = mountPort
+            return target
+        case .nfs4:
+            guard path.count > 1 else { throw LoadClientError("target '\(text)': no path below the pseudo root; \(usage)") }
+            return Target(kind: .nfs4, host: String(host), port: port, root: path)
+        case .smb:
+            let share = path.split(separator: "/").first.map(String.init) ?? ""
+            guard !share.isEmpty else { throw LoadClientError("target '\(text)': no share; \(usage)") }
+            guard !accessKey.isEmpty else { throw LoadClientError("target '\(text)': SMB needs USER:PASS@ before the host; \(usage)") }
+            guard !(encrypt && dialect.map { $0 < 0x0300 } ?? false) else { throw LoadClientError("target '\(text)': encryption needs dialect 3.0 or later") }
+            var target = Target(kind: .smb, host: String(host), port: port, root: share, accessKey: accessKey, secretKey: secretKey)
+            target.smbSign = sign
+            target.smbEncrypt = encrypt
+            target.smbDialect = dialect
             return target
         case .s3:
             let bucket = path.split(separator: "/").first.map(String.init) ?? ""

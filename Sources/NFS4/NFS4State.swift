@@ -264,7 +264,9 @@ public final class NFS4State: @unchecked Sendable {
         guard now &- t.lastSweep > 1_000_000_000 else { return [] }
         t.lastSweep = now
         var closed: [OpenFile] = []
-        for (id, client) in t.clients where now &- client.lastRenew > leaseNanoseconds {
+        // `now` was read before the lock: a SEQUENCE on another loop may have renewed since,
+        // leaving lastRenew after `now` (a wrapping subtraction would expire a live client).
+        for (id, client) in t.clients where client.lastRenew < now && now - client.lastRenew > leaseNanoseconds {
             closed += removeClient(&t, id)
         }
         return closed

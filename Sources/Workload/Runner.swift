@@ -43,6 +43,7 @@ public final class Runner: @unchecked Sendable {
     public func connect() throws {
         let payloadSize = max(workload.dataset.fileSize.maximum, workload.phases.flatMap(\.mix).compactMap { $0.size?.maximum }.max() ?? 0, 1 << 20)
         let connections = workload.phases.map(\.clients).max() ?? 1
+        let depth = workload.phases.map(\.inFlight).max() ?? 1
         workers = group.loops.map { Worker(loop: $0, targetCount: targets.count, payload: PayloadBuffer(size: min(payloadSize, 16 << 20))) }
         for (t, target) in targets.enumerated() {
             for c in 0..<connections {
@@ -51,6 +52,8 @@ public final class Runner: @unchecked Sendable {
                 let client: UncheckedBox<LoadClient> = try runBlocking(on: loop) {
                     switch target.kind {
                     case .nfs3: UncheckedBox(try await NFS3Client.connect(target, loop: loop, payload: worker.payload))
+                    case .nfs4: UncheckedBox(try await NFS4Client.connect(target, loop: loop, payload: worker.payload, depth: depth))
+                    case .smb: UncheckedBox(try await SMBClient.connect(target, loop: loop, payload: worker.payload, depth: depth))
                     case .s3: UncheckedBox(try S3Client.connect(target, loop: loop, payload: worker.payload))
                     }
                 }
@@ -106,6 +109,7 @@ public final class Runner: @unchecked Sendable {
             runParallel(plan)
         }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        closeFiles()
         var merged: [OpKey: OpStats] = [:]
         for worker in workers {
             for (key, stats) in worker.stats { merged[key, default: OpStats()].merge(stats) }
@@ -114,8 +118,17 @@ public final class Runner: @unchecked Sendable {
         return PhaseResult(name: phase.name, kind: phase.kind, seconds: seconds, clients: phase.clients, inFlight: phase.inFlight, ops: merged)
     }
 
+    /// Files held open by the clients are closed between phases (unmeasured), so the next
+    /// phase, cleanup above all, starts with none open.
+    private func closeFiles() {
+        for worker in workers {
+            let w = worker
+            _ = try? runBlocking(on: w.loop) { for slot in w.clients { await slot.client.closeFiles() } }
+        }
+    }
+
     private func runSerial(_ plan: Plan, directories: Bool) {
-        for t in targets.indices where targets[t].kind == .nfs3 {
+        for t in targets.indices where targets[t].kind.isFileProtocol {
             guard let worker = workers.first(where: { $0.clients.contains { $0.target == t && $0.index == 0 } }) else { continue }
             _ = try? runBlocking(on: worker.loop) { await worker.directories(plan, target: t) }
         }
@@ -249,7 +262,7 @@ final class Worker: @unchecked Sendable {
         if plan.phase.kind == .prepare {
             for dir in layout.directories {
                 var result = await slot.client.perform(Operation(kind: .mkdir, path: dir))
-                if result.status.code == 17 { result.status = .ok }   // NFS3ERR_EXIST: reuse
+                if result.status.isExists { result.status = .ok }   // already there: reuse
                 record(target, .mkdir, result)
             }
         } else {
@@ -306,13 +319,13 @@ final class Worker: @unchecked Sendable {
             }
             let path = entry.path.isEmpty ? root : root + "/" + entry.path
             var result = await client.client.perform(Operation(kind: entry.op, path: path, offset: entry.offset, length: entry.length))
-            let notFound = result.status.code == 2 || result.status.code == 404
+            let notFound = result.status.isNotFound
             switch entry.expect {
             case .ok: break
             case .any: if result.status != .connectionLost { result.status = .ok }
             case .noent: result.status = notFound ? .ok : (result.status.isOK ? OpStatus(-5) : result.status)
             }
-            if entry.op == .mkdir && result.status.code == 17 { result.status = .ok }
+            if entry.op == .mkdir && result.status.isExists { result.status = .ok }
             record(t, entry.op, result)
             if result.status == .connectionLost {
                 reportLost(client, plan)
@@ -372,6 +385,7 @@ final class Worker: @unchecked Sendable {
         let interval: UInt64? = plan.phase.rate.flatMap { $0 > 0 ? UInt64(Double(slots * plan.targets.count) / $0 * 1e9) : nil }
         var next = monotonicNanoseconds()
         var putCounter = 0
+        var multipartCounter = 0
         while true {
             let now = monotonicNanoseconds()
             if let deadline = plan.deadline, now >= deadline { break }
@@ -452,12 +466,36 @@ final class Worker: @unchecked Sendable {
                 }
             case .readdir:
                 operation.path = layout.leafDirectories[Int(rng.next() % UInt64(layout.leafDirectories.count))]
+            case .rename:
+                // A file this run created gets a new name (kept for cleanup); none yet: a stat.
+                if let path = createdFiles[t].popLast() {
+                    serial += 1
+                    operation.path = path
+                    operation.newPath = "\(splitDirectory(path))/r\(loop.index)_\(slot)_\(serial)"
+                } else {
+                    op = .stat
+                    operation.kind = .stat
+                    operation.path = file.path
+                }
+            case .lock:
+                // Each slot its own byte range, so slots never wait on each other, from 1 GiB
+                // up (where SQLite keeps its lock bytes), clear of the data reads and writes touch.
+                operation.path = file.path
+                operation.length = entry.size.map { $0.sample(&rng) } ?? 1
+                operation.offset = (1 << 30) + UInt64(slot) * UInt64(operation.length)
+            case .multipart:
+                let dir = layout.leafDirectories[slot % layout.leafDirectories.count]
+                operation.path = "\(dir)/u\(loop.index)_\(t)_\(slot)_\(multipartCounter % 8)"
+                if multipartCounter < 8 { createdFiles[t].append(operation.path) }
+                multipartCounter += 1
+                operation.length = entry.size.map { $0.sample(&rng) } ?? file.size
             default:
                 operation.path = file.path
             }
             let result = await client.client.perform(operation)
             record(t, op, result)
             // Only what exists may be removed: remember creations once they have succeeded.
+            if op == .rename { createdFiles[t].append(result.status.isOK ? operation.newPath : operation.path) }
             if result.status.isOK {
                 if op.fileEquivalent == .create { createdFiles[t].append(operation.path) }
                 if op == .mkdir { createdDirectories[t].append(operation.path) }
@@ -470,4 +508,10 @@ final class Worker: @unchecked Sendable {
             }
         }
     }
+}
+
+/// "a/b/c" → "a/b".
+private func splitDirectory(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "" }
+    return String(path[..<slash])
 }
