@@ -101,9 +101,9 @@ extension SMBConnection {
         let requestedOplock = try reader.u8(at: 67)
         if wantsMaximum { access |= tree.readOnly ? Self.readAccess : SMBAccess.all }
         let openID = allocateFileID()
-        // Overwriting breaks an oplock to none; anything else leaves the holder level II.
-        let breakTo = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede ? OplockLevel.none : OplockLevel.levelII
-        var fileState: SMBFileState?
+        // Overwriting breaks oplocks to none; anything else leaves the holder level II.
+        let overwrites = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede
+        var fileState: OpenFile?
         var grantedOplock = OplockLevel.none
         var parent: FileHandle?
         var handle: FileHandle
@@ -117,7 +117,7 @@ extension SMBConnection {
             if deleteOnClose { throw .cannotDelete }
             attributes = try await getattr(root)
             (fileState, grantedOplock) = try await acquire(root, openID: openID, access: access, share: shareAccess, oplock: OplockLevel.none,
-                                                           breakTo: breakTo, isDirectory: true)
+                                                           overwrites: overwrites, isDirectory: true)
         } else {
             let directory = try await walk(tree, parts.dropLast(), credentials: credentials)
             parent = directory
@@ -135,19 +135,19 @@ extension SMBConnection {
                 let isDirectory = attributes.type == .directory
                 if options & CreateOption.directory != 0 && !isDirectory { throw .notADirectory }
                 if options & CreateOption.nonDirectory != 0 && isDirectory { throw .fileIsADirectory }
-                let overwrite = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede
+                let overwrite = overwrites
                 if overwrite && isDirectory { throw .invalidParameter }
                 if overwrite && tree.readOnly { throw .accessDenied }
                 try await checkAccess(handle, attributes: attributes, wanted: access, maximum: wantsMaximum, readOnly: tree.readOnly,
                                       credentials: credentials)
                 // Share modes and oplocks are settled before the file is touched.
                 (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
-                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: isDirectory)
+                                                               oplock: requestedOplock, overwrites: overwrites, isDirectory: isDirectory)
                 if overwrite {
                     do {
                         attributes = try await vfs.setattr(handle, SetAttributes(size: 0), credentials: credentials).after
                     } catch {
-                        _ = server.files.release(fileState!, connection: self, openID: openID)
+                        Self.release(fileState)
                         throw NTStatus(error)
                     }
                     action = disposition == .supersede ? CreateAction.superseded : CreateAction.overwritten
@@ -175,17 +175,16 @@ extension SMBConnection {
                 }
                 if !attributes.valid.contains(.mtime) { attributes = try await getattr(handle) }
                 (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
-                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: attributes.type == .directory)
+                                                               oplock: requestedOplock, overwrites: false, isDirectory: attributes.type == .directory)
             }
         }
         let isDirectory = attributes.type == .directory
         let open = SMBOpen(id: openID, sessionID: session.id, treeID: tree.id, handle: handle, parent: parent,
                            name: parts.last ?? "", path: parts.joined(separator: "\\"), isDirectory: isDirectory, access: access)
         open.fileState = fileState
-        open.oplock = grantedOplock
         if deleteOnClose {
             if isDirectory, try await !directoryIsEmpty(handle, credentials: credentials) {
-                if let fileState { _ = server.files.release(fileState, connection: self, openID: openID) }
+                Self.release(fileState)
                 throw .directoryNotEmpty
             }
             open.deleteOnClose = true
@@ -236,6 +235,13 @@ extension SMBConnection {
             writer.patch32(UInt32(start), at: contextsAt)
             writer.patch32(UInt32(writer.offset - start), at: contextsAt + 4)
         }
+    }
+
+    /// Gives up the file state of an open that failed after it was acquired.
+    static func release(_ file: OpenFile?) {
+        guard let file else { return }
+        file.releaseLease()
+        file.close()
     }
 
     /// A create context header with a four-letter name; the data follows.

@@ -117,6 +117,7 @@ extension NFS4Compound {
                 let (open, lockOwner) = try ioState(stateid, file: file, write: true)
                 let range = ByteRange(start: size, end: .max)
                 if let open, open.conflictingLock(range, write: true, lockOwner: lockOwner) != nil { throw .status(.locked) }
+                await breakReadCaching(open, file: file)
             }
             do {
                 _ = try await vfs.setattr(file, changes, credentials: credentials(export))

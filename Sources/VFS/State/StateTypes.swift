@@ -103,7 +103,7 @@ public struct LeaseState: OptionSet, Sendable, Hashable, CustomStringConvertible
 
 /// A request to a lease holder to give up some of its caching: sent through the callback the
 /// holder registered, outside any lock. The holder answers with `FileState.acknowledgeBreak`
-/// (or loses the lease by `revokeLease`).
+/// (or loses it by `releaseLease`; a break unanswered for `FileState.breakTimeout` is forced).
 public struct LeaseBreak: Sendable, Hashable {
     public var file: FileHandle
     public var holder: StateOwner
@@ -129,6 +129,9 @@ public enum OpenOutcome: Sendable {
     /// An existing open's deny mode forbids this access, or this deny mode forbids an
     /// existing open's access (NFS4ERR_SHARE_DENIED, STATUS_SHARING_VIOLATION).
     case shareDenied
+    /// The file is to be deleted when its last open closes; no new open until then
+    /// (STATUS_DELETE_PENDING).
+    case deletePending
     /// Leases of other holders must be broken first: their holders were told (these
     /// breaks), and the open should be retried when they answer (SMB waits, NFSv4 answers
     /// NFS4ERR_DELAY).
