@@ -49,7 +49,7 @@ extension SMBConnection {
             }
             // A range may end exactly at 2^64, not past it.
             if !isUnlock && length > 0 && offset > UInt64.max - (length - 1) { throw .invalidLockRange }
-            requests.append((flags & LockFlag.exclusive != 0 ? .exclusive : .shared, Self.lockRange(offset: offset, length: length)))
+            requests.append((flags & LockFlag.exclusive != 0 ? .exclusive : .shared, ByteRange(offset: offset, length: length)))
         }
         if unlocking {
             guard file.unlockStacking(requests.map(\.range)) else { throw .rangeNotLocked }
@@ -87,14 +87,6 @@ extension SMBConnection {
             writer.u16(4)
             writer.u16(0)
         }
-    }
-
-    /// The bytes a lock element covers. An SMB range may end exactly at 2^64, which
-    /// `ByteRange`'s exclusive end expresses as "to the end"; the one-byte range at 2^64 - 1
-    /// would come out empty, so it is widened one byte down (no file reaches those offsets).
-    static func lockRange(offset: UInt64, length: UInt64) -> ByteRange {
-        if offset == .max && length > 0 { return ByteRange(start: .max - 1, end: .max) }
-        return ByteRange(offset: offset, length: length)
     }
 
     /// Parks a blocking LOCK until a lock of the file goes away; CANCEL (by MessageId) ends

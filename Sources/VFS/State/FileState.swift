@@ -327,9 +327,9 @@ public final class FileState: @unchecked Sendable {
                 locks.insert(left, at: index)
                 index += 1
             }
-            if range.end < old.end {
+            if old.endsBeyond(range) {
                 var right = record
-                right.lock.range = ByteRange(start: range.end, end: old.end)
+                right.lock.range = ByteRange(start: range.end, end: old.end, throughLastByte: old.throughLastByte)
                 locks.insert(right, at: index)
                 index += 1
             }
@@ -346,7 +346,7 @@ public final class FileState: @unchecked Sendable {
         for index in mine {
             let range = locks[index].lock.range
             if let last = merged.last, range.start <= last.end {
-                merged[merged.count - 1].end = max(last.end, range.end)
+                if range.endsBeyond(last) { merged[merged.count - 1] = ByteRange(start: last.start, end: range.end, throughLastByte: range.throughLastByte) }
             } else {
                 merged.append(range)
             }
