@@ -44,8 +44,14 @@ extension SMBConnection {
         guard let file = open.fileState else { return false }
         open.fileState = nil
         if open.deleteOnClose { file.state.deletePending = true }
-        file.releaseLease()
-        guard file.close(), let parent = open.parent else { return false }
+        // A lease lives while an open of its key does; an oplock is the open's own.
+        if open.lease == nil { file.releaseLease() }
+        let deleteNow = file.close()
+        if open.lease != nil, !file.state.opens.contains(where: { $0.owner == file.owner }) {
+            file.releaseLease()
+            server.forgetLease(file.owner)
+        }
+        guard deleteNow, let parent = open.parent else { return false }
         let who = credentials ?? sessions[open.sessionID]?.credentials ?? Credentials(uid: 65534, gid: 65534)
         do {
             if open.isDirectory {

@@ -52,31 +52,20 @@ extension SMBConnection {
             requests.append((flags & LockFlag.exclusive != 0 ? .exclusive : .shared, ByteRange(offset: offset, length: length)))
         }
         if unlocking {
-            guard file.unlockStacking(requests.map(\.range)) else { throw .rangeNotLocked }
+            guard file.unlockStacking(requests.map(\.range), lockOwner: open.lockOwner) else { throw .rangeNotLocked }
         } else {
             var asyncID: UInt64?
             while true {
                 let waiter = failImmediately ? nil : StateWaiter()
-                guard file.lockStacking(requests, waiter: waiter) != nil else { break }
+                guard file.lockStacking(requests, lockOwner: open.lockOwner, waiter: waiter) != nil else { break }
                 guard let waiter else { throw .lockNotGranted }
                 if asyncID == nil {
                     // Tell the client the request is pending (it may CANCEL it by AsyncId).
-                    guard request.isLast else {
+                    asyncID = goAsync(&request, reply: reply)
+                    guard asyncID != nil else {
                         file.state.cancelWait(waiter)
                         throw .lockNotGranted
                     }
-                    nextAsyncID &+= 1
-                    asyncID = nextAsyncID
-                    respond(request, reply: reply, status: .pending, bodyCapacity: 9, asyncID: asyncID) { writer in
-                        writer.u16(9)
-                        writer.u8(0)
-                        writer.u8(0)
-                        writer.u32(0)
-                        writer.u8(0)
-                    }
-                    flushReply(reply)
-                    reply.reset()
-                    request.asyncID = asyncID
                 }
                 try await waitForUnlock(file.state, waiter, messageID: request.header.messageID, asyncID: asyncID)
                 // Closing the handle ends its pending lock (as on Windows).
@@ -87,6 +76,26 @@ extension SMBConnection {
             writer.u16(4)
             writer.u16(0)
         }
+    }
+
+    /// Sends the interim STATUS_PENDING reply of a request that will finish later and makes
+    /// it async (its final reply carries the AsyncId). Nil, and nothing sent, when the request
+    /// is not the last of its compound.
+    func goAsync(_ request: inout SMB2Request, reply: SMBReply) -> UInt64? {
+        guard request.isLast else { return nil }
+        nextAsyncID &+= 1
+        let asyncID = nextAsyncID
+        respond(request, reply: reply, status: .pending, bodyCapacity: 9, asyncID: asyncID) { writer in
+            writer.u16(9)
+            writer.u8(0)
+            writer.u8(0)
+            writer.u32(0)
+            writer.u8(0)
+        }
+        flushReply(reply)
+        reply.reset()
+        request.asyncID = asyncID
+        return asyncID
     }
 
     /// Parks a blocking LOCK until a lock of the file goes away; CANCEL (by MessageId) ends

@@ -10,22 +10,31 @@ extension SMBConnection {
     /// Adds an open to the VFS's file state, first breaking other holders' oplocks and leases
     /// as MS-FSA §2.1.5.17 asks: a data open takes their write caching, an overwrite all of
     /// it, an attributes-only open nothing. Returns the open and the oplock it gets.
-    func acquire(_ handle: FileHandle, openID: UInt64, access: UInt32, share: UInt32, oplock: UInt8, overwrites: Bool,
-                 isDirectory: Bool) async throws(NTStatus) -> (OpenFile, UInt8) {
+    /// While it waits, the CREATE goes async (an interim STATUS_PENDING reply), as Windows does.
+    func acquire(_ handle: FileHandle, _ request: inout SMB2Request, reply: SMBReply, openID: UInt64, access: UInt32, share: UInt32,
+                 oplock: UInt8, lease: SMBLeaseRequest? = nil, overwrites: Bool, isDirectory: Bool) async throws(NTStatus) -> (OpenFile, UInt8) {
         let (shareAccess, deny) = Self.shareModes(access: access, share: share)
         let breaking: LeaseState = overwrites ? [.read, .write, .handle] : shareAccess.isEmpty ? [] : [.write]
-        let owner = server.newStateOwner()
+        // The opens of one lease are one holder.
+        let owner = lease.map { leaseOwner($0.key) } ?? server.newStateOwner()
+        // A lease key names one file (MS-SMB2 §3.3.5.9.8).
+        if lease != nil, let bound = server.leaseFile(owner), bound != handle { throw .invalidParameter }
         let table = vfs.fileStates
         for _ in 0..<16 {
             let waiter = StateWaiter()
             switch table.open(handle, owner: owner, access: shareAccess, deny: deny, breaking: breaking, waiter: waiter) {
             case let .opened(open):
+                if let lease, !isDirectory {
+                    _ = grantLease(open, lease, openID: openID)
+                    return (open, OplockLevel.lease)
+                }
                 return (open, grantOplock(open, openID: openID, requested: oplock, isDirectory: isDirectory))
             case .shareDenied:
                 throw .sharingViolation
             case .deletePending:
                 throw .deletePending
             case .waitForLeaseBreak:
+                if request.asyncID == nil { _ = goAsync(&request, reply: reply) }
                 await waitForBreak(waiter)
             }
         }
@@ -71,12 +80,8 @@ extension SMBConnection {
     /// Tells this connection's client that its oplock on `openID` goes down to `level`
     /// (MS-SMB2 §2.2.23.1). Runs on this connection's loop.
     func sendOplockBreak(openID: UInt64, level: UInt8) {
-        guard !connection.isClosing, let open = opens[openID] else { return }
-        var message = [UInt8](repeating: 0, count: 64 + 24)
-        message.withUnsafeMutableBytes { raw in
-            var writer = SMBWriter(raw.baseAddress!, capacity: raw.count)
-            SMB2Header.writeResponse(&writer, command: SMB2Command.oplockBreak.rawValue, status: .success, creditCharge: 0, credits: 0,
-                                     flags: [], nextCommand: 0, messageID: .max, asyncID: nil, treeID: 0, sessionID: 0)
+        guard let open = opens[openID] else { return }
+        sendNotification(bodySize: 24, sessionID: open.sessionID, treeID: open.treeID) { writer in
             writer.u16(24)
             writer.u8(level)
             writer.u8(0)
@@ -84,7 +89,20 @@ extension SMBConnection {
             writer.u64(open.id)
             writer.u64(open.id)
         }
-        if let session = sessions[open.sessionID], session.encryptData || session.trees[open.treeID]?.share?.encrypt == true,
+    }
+
+    /// Sends an unsolicited OPLOCK_BREAK message (MessageId all ones), sealed when the
+    /// session or share encrypts. Runs on this connection's loop.
+    func sendNotification(bodySize: Int, sessionID: UInt64, treeID: UInt32, body: (inout SMBWriter) -> Void) {
+        guard !connection.isClosing else { return }
+        var message = [UInt8](repeating: 0, count: 64 + bodySize)
+        message.withUnsafeMutableBytes { raw in
+            var writer = SMBWriter(raw.baseAddress!, capacity: raw.count)
+            SMB2Header.writeResponse(&writer, command: SMB2Command.oplockBreak.rawValue, status: .success, creditCharge: 0, credits: 0,
+                                     flags: [], nextCommand: 0, messageID: .max, asyncID: nil, treeID: 0, sessionID: 0)
+            body(&writer)
+        }
+        if let session = sessions[sessionID], session.encryptData || session.trees[treeID]?.share?.encrypt == true,
            let encryptor = session.encryptor {
             message.withUnsafeBytes { plain in
                 connection.write(capacity: 4 + SMB2Transform.headerSize + plain.count) { out in
@@ -105,13 +123,17 @@ extension SMBConnection {
     @inline(__always)
     func breakReadCaching(_ open: SMBOpen) {
         guard let file = open.fileState, file.state.hasLeases else { return }
-        file.state.breakReadCaching(by: file.owner)
+        file.state.breakReadCaching(by: file.owner, sparingOwn: open.lease != nil)
     }
 
     /// OPLOCK_BREAK from the client: the acknowledgement of a break, to at most the level
     /// offered (more is INVALID_OPLOCK_PROTOCOL, and the oplock is gone).
     func oplockBreakAck(_ request: inout SMB2Request, reply: SMBReply) throws(NTStatus) {
         let reader = request.reader
+        if try reader.u16(at: 64) == 36 {
+            try leaseBreakAck(&request, reply: reply)
+            return
+        }
         guard try reader.u16(at: 64) == 24 else { throw .invalidParameter }
         let level = try reader.u8(at: 66)
         let open = try open(request, at: 72)

@@ -73,6 +73,6 @@ extension SMBConnection {
     /// included); one relaxed load when the file has none.
     func lockConflict(_ open: SMBOpen, offset: UInt64, length: Int, write: Bool) -> Bool {
         guard length > 0, let file = open.fileState else { return false }
-        return file.conflictingLock(ByteRange(offset: offset, length: UInt64(length)), write: write) != nil
+        return file.conflictingLock(ByteRange(offset: offset, length: UInt64(length)), write: write, lockOwner: open.lockOwner) != nil
     }
 }

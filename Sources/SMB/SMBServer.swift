@@ -59,6 +59,8 @@ public final class SMBServer: @unchecked Sendable {
     let startTime: UInt64
     /// Numbers every SMB open's `StateOwner` in the VFS's file state table.
     private let nextStateOwner = Atomic<UInt64>(1)
+    /// Epoch, state and file of each lease holder (SMB2 lease v2 epochs, one file per key).
+    let leaseEpochs = Mutex<[StateOwner: (epoch: UInt16, state: LeaseState, file: FileHandle)]>([:])
     /// Directory watches of CHANGE_NOTIFY, across connections.
     let notify = SMBNotifyRegistry()
     private let usersByName: [String: SMBUser]

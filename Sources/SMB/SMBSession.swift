@@ -118,6 +118,11 @@ final class SMBOpen {
     /// The open in the VFS's shared file state (share modes, locks, oplock, delete-pending);
     /// nil for pipes and once closed.
     var fileState: OpenFile?
+    /// The lease this open shares (its key names the holder in `fileState`).
+    var lease: SMBLeaseRequest?
+    /// Whose byte-range locks this open's are: its own holder, unless it shares a lease's.
+    var lockOwner: StateOwner? { lease == nil ? nil : ownLockOwner }
+    var ownLockOwner: StateOwner?
     /// CHANGE_NOTIFY on a directory handle: its filter, whether it watches, the request that
     /// waits (an AsyncId) and changes kept until the next request.
     var notifyFilter: UInt32 = 0

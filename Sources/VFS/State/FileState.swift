@@ -367,13 +367,14 @@ public final class FileState: @unchecked Sendable {
     /// open by the holder itself never counts against it): read caching needs no other
     /// holder caching writes (other writers are fine: every write breaks read caching, see
     /// `breakReadCaching`, as MS-FSA does for level II oplocks and R leases); write caching
-    /// needs no other holder at all; handle caching comes only with read caching. Replaces
+    /// needs no other holder at all (opens without access, SMB's attributes-only opens, do not
+    /// count); handle caching comes only with read caching. Replaces
     /// the holder's earlier lease; returns what was granted (possibly nothing, and then no
     /// lease is kept).
     public func requestLease(holder: StateOwner, wanted: LeaseState, onBreak: @escaping LeaseBreakHandler) -> LeaseState {
         contents.withLock { contents in
             if let own = contents.leases.first(where: { $0.holder == holder }), own.breakingTo != nil { return own.state }
-            let otherOpens = contents.opens.contains { $0.owner != holder }
+            let otherOpens = contents.opens.contains { $0.owner != holder && !$0.access.isEmpty }
             let otherLeases = contents.leases.filter { $0.holder != holder }
             var granted = wanted
             if otherLeases.contains(where: { $0.state.contains(.write) || $0.breakingTo != nil }) { granted = [] }
@@ -396,13 +397,13 @@ public final class FileState: @unchecked Sendable {
     }
 
     /// A write is about to change the file (through `writer`'s open, or without an open when
-    /// nil): every lease caching reads only goes, the writer's own too (a level II oplock does
-    /// not survive its holder's write, MS-FSA §2.1.5.3), and other holders lose write caching
-    /// as well. Holders are told through their break handlers (outside the lock). Returns
+    /// nil): every lease caching reads only goes, the writer's own too unless `sparingOwn` (a
+    /// level II oplock does not survive its holder's write, an SMB lease does, MS-FSA
+    /// §2.1.5.3), and other holders lose write caching as well. Holders are told through their break handlers (outside the lock). Returns
     /// whether breaks are outstanding; `waiter`, when given, is then parked until they are
     /// answered. One relaxed load when the file has no leases.
     @discardableResult
-    public func breakReadCaching(by writer: StateOwner?, waiter: StateWaiter? = nil) -> Bool {
+    public func breakReadCaching(by writer: StateOwner?, sparingOwn: Bool = false, waiter: StateWaiter? = nil) -> Bool {
         guard leaseCount.load(ordering: .relaxed) > 0 else { return false }
         let now = monotonicNanoseconds()
         let (pending, notify) = contents.withLock { contents -> (Bool, [(LeaseBreakHandler, LeaseBreak)]) in
@@ -411,7 +412,7 @@ public final class FileState: @unchecked Sendable {
             var notify: [(LeaseBreakHandler, LeaseBreak)] = []
             for index in contents.leases.indices {
                 let lease = contents.leases[index]
-                guard lease.holder != writer || !lease.state.contains(.write) else { continue }
+                guard lease.holder != writer || !lease.state.contains(.write) && !sparingOwn else { continue }
                 pending = true
                 guard lease.breakingTo == nil else { continue }
                 contents.leases[index].breakingTo = []

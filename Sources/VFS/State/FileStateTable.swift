@@ -194,13 +194,15 @@ public final class OpenFile: @unchecked Sendable {
     /// Takes byte-range locks with Windows semantics (SMB LOCK), all or none; nil when
     /// granted, else the index of the request in the way (see `FileState.lockStacking`).
     /// `waiter` is parked until a lock of the file is released when one is in the way.
-    public func lockStacking(_ requests: [(kind: LockKind, range: ByteRange)], waiter: StateWaiter? = nil) -> Int? {
-        state.lockStacking(requests, owner: owner, openID: id, waiter: waiter)
+    /// `lockOwner` stands in for the open's owner (SMB opens sharing a lease key share the
+    /// owner but not their locks).
+    public func lockStacking(_ requests: [(kind: LockKind, range: ByteRange)], lockOwner: StateOwner? = nil, waiter: StateWaiter? = nil) -> Int? {
+        state.lockStacking(requests, owner: lockOwner ?? owner, openID: id, waiter: waiter)
     }
 
     /// Releases exactly these stacked locks of this open; false when one is not held.
-    public func unlockStacking(_ ranges: [ByteRange]) -> Bool {
-        state.unlockStacking(ranges, owner: owner)
+    public func unlockStacking(_ ranges: [ByteRange], lockOwner: StateOwner? = nil) -> Bool {
+        state.unlockStacking(ranges, owner: lockOwner ?? owner)
     }
 
     /// Gives up this open's lease (its owner is the holder).
