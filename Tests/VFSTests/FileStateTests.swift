@@ -343,6 +343,18 @@ struct FileStateTests {
         #expect(table.count == 0)
     }
 
+    @Test("an open without access does not keep others from write caching")
+    func statOpensDoNotDenyWriteCaching() throws {
+        let table = FileStateTable()
+        let stat = try open(table, Self.carol, [])
+        let a = try open(table, Self.alice, .both)
+        #expect(a.requestLease([.read, .write], onBreak: { _ in }) == [.read, .write])
+        a.close()
+        stat.close()
+        table.releaseLease(Self.file, holder: Self.alice)
+        #expect(table.count == 0)
+    }
+
     @Test("the VFS has one table that every protocol shares")
     func vfsHasATable() throws {
         let vfs = VirtualFileSystem()

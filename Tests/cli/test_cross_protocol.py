@@ -81,7 +81,8 @@ STATUS_LOCK_NOT_GRANTED = 0xC0000055
 STATUS_FILE_LOCK_CONFLICT = 0xC0000054
 GENERIC_READ, GENERIC_WRITE = 0x80000000, 0x40000000
 SHARE_READ, SHARE_WRITE, SHARE_DELETE = 1, 2, 4
-OPLOCK_NONE, OPLOCK_LEVEL_II, OPLOCK_EXCLUSIVE, OPLOCK_BATCH = 0, 1, 8, 9
+OPLOCK_NONE, OPLOCK_LEVEL_II, OPLOCK_EXCLUSIVE, OPLOCK_BATCH, OPLOCK_LEASE = 0, 1, 8, 9, 0xFF
+LEASE_R, LEASE_H, LEASE_W = 1, 2, 4
 BREAK_MESSAGE_ID = 0xFFFFFFFFFFFFFFFF
 
 
@@ -173,8 +174,56 @@ class SMB:
         response = self.conn.receive(request)
         return response["data"].get_value()[2]
 
+    def open_leased(self, name, access, share, key, state):
+        """An open asking for an SMB2 lease (v1 RqLs context) with `key`; returns the open and
+        the lease state granted."""
+        from smbprotocol.create_contexts import CreateContextName, SMB2CreateContextRequest, SMB2CreateRequestLease
+        from smbprotocol.open import CreateDisposition, CreateOptions, FileAttributes, ImpersonationLevel, Open
+        lease = SMB2CreateRequestLease()
+        lease["lease_key"] = key
+        lease["lease_state"] = state
+        context = SMB2CreateContextRequest()
+        context["buffer_name"] = CreateContextName.SMB2_CREATE_REQUEST_LEASE
+        context["buffer_data"] = lease
+        handle = Open(self.tree, name)
+        responses = handle.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL, share,
+                                  CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_NON_DIRECTORY_FILE,
+                                  create_contexts=[context], oplock_level=OPLOCK_LEASE)
+        granted = [r for r in responses or [] if hasattr(r, "fields") and "lease_state" in r.fields]
+        return handle, (granted[0]["lease_state"].get_value() if granted else None)
+
+    def next_lease_break(self, timeout=10):
+        """The next lease break notification: (ack required, key, current state, new state)."""
+        assert self.breaks.response_event.wait(timeout), "no lease break arrived"
+        data = self.breaks.response["data"].get_value()
+        self.breaks.response_event.clear()
+        assert struct.unpack_from("<H", data)[0] == 44, data
+        flags, key, current, new = struct.unpack_from("<I16sII", data, 4)
+        return bool(flags & 1), key, current, new
+
+    def acknowledge_lease(self, key, state):
+        ack = LeaseBreakAck(key, state)
+        request = self.conn.send(ack, sid=self.session.session_id, tid=self.tree.tree_connect_id)
+        response = self.conn.receive(request)
+        return struct.unpack_from("<I", response["data"].get_value(), 24)[0]
+
     def close(self):
         self.conn.disconnect(True)
+
+
+class LeaseBreakAck:
+    """SMB2 lease break acknowledgment (MS-SMB2 §2.2.24.2)."""
+
+    COMMAND = 0x12
+
+    def __init__(self, key, state):
+        self.key, self.state = key, state
+
+    def pack(self):
+        return struct.pack("<HHI", 36, 0, 0) + self.key + struct.pack("<IQ", self.state, 0)
+
+    def __len__(self):
+        return 36
 
 
 class OplockBreakAck:
@@ -342,6 +391,49 @@ def test_other_protocols_break_smb_oplocks(shared):
         handle.close()
         # With no oplock left, nothing more is sent.
         assert smb.no_break()
+    finally:
+        v3.close()
+        nfs.close()
+        smb.close()
+
+
+def test_other_protocols_break_smb_leases(shared):
+    smb = SMB(shared.settings["smb_port"])
+    nfs, root = nfs4_client(shared)
+    v3 = NFS(shared.settings["nfs_port"])
+    key = uuid.uuid4().bytes
+    try:
+        handle, granted = smb.open_leased("leased.txt", GENERIC_READ | GENERIC_WRITE, SHARE_READ | SHARE_WRITE, key,
+                                          LEASE_R | LEASE_H | LEASE_W)
+        assert granted == LEASE_R | LEASE_H | LEASE_W
+        handle.write(b"cached under a lease")
+        # A second open with the same key keeps the lease whole (it is the same holder).
+        again, granted = smb.open_leased("leased.txt", GENERIC_READ, SHARE_READ | SHARE_WRITE, key, LEASE_R | LEASE_H | LEASE_W)
+        assert granted == LEASE_R | LEASE_H | LEASE_W and smb.no_break(0.2)
+        again.close()
+        # An NFSv4 reader takes write caching: RWH -> RH, acknowledged by the client.
+        r = nfs.seq_compound([putfh(root), nfs4_open("leased.txt", b"owner", access=1, create=False)])
+        assert r.statuses()[-1] == NFS4ERR_DELAY
+        assert smb.next_lease_break() == (True, key, LEASE_R | LEASE_H | LEASE_W, LEASE_R | LEASE_H)
+        assert smb.acknowledge_lease(key, LEASE_R | LEASE_H) == LEASE_R | LEASE_H
+        r = nfs.seq_compound([putfh(root), nfs4_open("leased.txt", b"owner", access=1, create=False), getfh()])
+        assert r.status == OK, r.statuses()
+        sid, fh = r[2]["stateid"], r[3]["fh"]
+        assert nfs.seq_compound([putfh(fh), nfs4_read(sid, 0, 100)])[2]["data"] == b"cached under a lease"
+        assert nfs.seq_compound([putfh(fh), nfs4_close(0, sid)]).status == OK
+        # An NFSv3 WRITE takes the rest and waits for the acknowledgement (handle caching).
+        file = v3.lookup(v3.root, "leased.txt")["resok"]["object"]["data"]
+        result = {}
+        writer = threading.Thread(target=lambda: result.update(v3.nfs.write(file, 0, 6, b"CACHED", 2, auth=ROOT)))
+        writer.start()
+        assert smb.next_lease_break() == (True, key, LEASE_R | LEASE_H, 0)
+        writer.join(0.5)
+        assert writer.is_alive(), "the NFSv3 WRITE went ahead before the lease break was acknowledged"
+        assert smb.acknowledge_lease(key, 0) == 0
+        writer.join(10)
+        assert not writer.is_alive() and result["status"] == 0, result
+        assert handle.read(0, 100) == b"CACHED under a lease"
+        handle.close()
     finally:
         v3.close()
         nfs.close()
