@@ -247,12 +247,13 @@ extension SMBConnection {
                 writer.u64(volume)
                 writer.zeros(16)
             }
-            if case let (leaseRequest, held, epoch)? = lease {
+            if case let (leaseRequest, held, (epoch, version))? = lease {
                 writer.align(8)
                 if previous >= 0 { writer.patch32(UInt32(writer.offset - previous), at: previous) }
                 previous = writer.offset
-                Self.context(&writer, name: "RqLs", dataLength: leaseRequest.version == 2 ? 52 : 32)
-                Self.leaseResponse(&writer, leaseRequest, granted: held?.state ?? [], breaking: held?.breakingTo != nil, epoch: epoch)
+                Self.context(&writer, name: "RqLs", dataLength: version == 2 ? 52 : 32)
+                Self.leaseResponse(&writer, leaseRequest, version: version, granted: held?.state ?? [], breaking: held?.breakingTo != nil,
+                                   epoch: epoch)
             }
             writer.patch32(UInt32(start), at: contextsAt)
             writer.patch32(UInt32(writer.offset - start), at: contextsAt + 4)

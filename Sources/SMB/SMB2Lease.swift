@@ -73,7 +73,7 @@ extension SMBConnection {
         let alone = !open.state.opens.contains { $0.owner != open.owner && !$0.access.isEmpty }
         let wanted = requested.isSuperset(of: existing) && (existing.isEmpty || alone) ? requested : existing
         let granted = wanted == existing ? existing : open.requestLease(wanted, onBreak: leaseBreakHandler(open, request, openID: openID))
-        server.noteLeaseState(open.owner, granted, file: open.handle, requestEpoch: request.epoch)
+        server.noteLeaseState(open.owner, granted, file: open.handle, requestEpoch: request.epoch, version: request.version)
         return granted
     }
 
@@ -85,12 +85,11 @@ extension SMBConnection {
         let handle = open.handle
         let holder = open.owner
         let key = request.key
-        let version = request.version
         let server = self.server
         return { [weak self] request in
             let acknowledge = request.from.contains(.write) || request.from.contains(.handle)
             if !acknowledge { table.acknowledgeBreak(handle, holder: holder, to: request.to) }
-            let epoch = server.bumpLeaseEpoch(holder)
+            let (epoch, version) = server.bumpLeaseEpoch(holder)
             guard let connection = self else { return }
             connection.connection.loop.execute {
                 connection.sendLeaseBreak(openID: openID, holder: holder, key: key, epoch: version == 2 ? epoch : 0,
@@ -114,14 +113,15 @@ extension SMBConnection {
     }
 
     /// The lease context of a CREATE response (its data: v1 32 bytes, v2 52 bytes).
-    static func leaseResponse(_ writer: inout SMBWriter, _ request: SMBLeaseRequest, granted: LeaseState, breaking: Bool, epoch: UInt16) {
+    /// The lease's `version` decides the layout, whatever the CREATE asked with.
+    static func leaseResponse(_ writer: inout SMBWriter, _ request: SMBLeaseRequest, version: Int, granted: LeaseState, breaking: Bool, epoch: UInt16) {
         writer.bytes(request.key)
         writer.u32(LeaseBits.smb(granted))
         var flags: UInt32 = breaking ? 0x2 : 0
-        if request.version == 2 && request.parentKey != nil { flags |= 0x4 }
+        if version == 2 && request.parentKey != nil { flags |= 0x4 }
         writer.u32(flags)
         writer.u64(0)
-        guard request.version == 2 else { return }
+        guard version == 2 else { return }
         writer.bytes(request.parentKey ?? [UInt8](repeating: 0, count: 16))
         writer.u16(epoch)
         writer.u16(0)
@@ -137,8 +137,9 @@ extension SMBConnection {
         guard let file = opens.values.lazy.compactMap({ $0.fileState }).first(where: { $0.owner == holder }),
               let lease = file.state.lease(of: holder) else { throw .objectNameNotFound }
         guard let offered = lease.breakingTo else { throw .unsuccessful }
+        // The bits as sent: "W" alone is no lease state, and not a subset of "" either.
+        guard state & ~LeaseBits.smb(offered) == 0 else { throw .requestNotAccepted }
         let acknowledged = LeaseBits.vfs(state)
-        guard acknowledged.isSubset(of: offered) else { throw .requestNotAccepted }
         file.acknowledgeBreak(to: acknowledged)
         respond(request, reply: reply, bodyCapacity: 36) { writer in
             writer.u16(36)
@@ -154,12 +155,12 @@ extension SMBConnection {
 extension SMBServer {
     /// A lease's epoch after a grant (MS-SMB2 §3.3.5.9.11: a new v2 lease starts one past the
     /// client's epoch; a change of state counts one more). Dropped with the lease.
-    func noteLeaseState(_ holder: StateOwner, _ granted: LeaseState, file: FileHandle, requestEpoch: UInt16) {
+    func noteLeaseState(_ holder: StateOwner, _ granted: LeaseState, file: FileHandle, requestEpoch: UInt16, version: Int) {
         leaseEpochs.withLock { epochs in
             if epochs[holder] == nil {
-                epochs[holder] = (requestEpoch &+ 1, granted, file)
+                epochs[holder] = (requestEpoch &+ 1, granted, file, version)
             } else if let current = epochs[holder], current.state != granted {
-                epochs[holder] = (current.epoch &+ 1, granted, file)
+                epochs[holder] = (current.epoch &+ 1, granted, file, current.version)
             }
         }
     }
@@ -169,16 +170,17 @@ extension SMBServer {
         leaseEpochs.withLock { $0[holder]?.file }
     }
 
-    func leaseEpoch(_ holder: StateOwner) -> UInt16 {
-        leaseEpochs.withLock { $0[holder]?.epoch ?? 0 }
+    /// The lease's epoch and version (1 or 2) for a CREATE response.
+    func leaseEpoch(_ holder: StateOwner) -> (epoch: UInt16, version: Int) {
+        leaseEpochs.withLock { $0[holder].map { ($0.epoch, $0.version) } ?? (0, 1) }
     }
 
     /// One more change (a break): the new epoch.
-    func bumpLeaseEpoch(_ holder: StateOwner) -> UInt16 {
+    func bumpLeaseEpoch(_ holder: StateOwner) -> (epoch: UInt16, version: Int) {
         leaseEpochs.withLock { epochs in
-            guard let current = epochs[holder] else { return 0 }
-            epochs[holder] = (current.epoch &+ 1, current.state, current.file)
-            return current.epoch &+ 1
+            guard let current = epochs[holder] else { return (0, 1) }
+            epochs[holder] = (current.epoch &+ 1, current.state, current.file, current.version)
+            return (current.epoch &+ 1, current.version)
         }
     }
 

@@ -59,8 +59,9 @@ public final class SMBServer: @unchecked Sendable {
     let startTime: UInt64
     /// Numbers every SMB open's `StateOwner` in the VFS's file state table.
     private let nextStateOwner = Atomic<UInt64>(1)
-    /// Epoch, state and file of each lease holder (SMB2 lease v2 epochs, one file per key).
-    let leaseEpochs = Mutex<[StateOwner: (epoch: UInt16, state: LeaseState, file: FileHandle)]>([:])
+    /// Epoch, state, file and version of each lease holder (v2 epochs, one file per key, the
+    /// version its first CREATE asked for).
+    let leaseEpochs = Mutex<[StateOwner: (epoch: UInt16, state: LeaseState, file: FileHandle, version: Int)]>([:])
     /// Directory watches of CHANGE_NOTIFY, across connections.
     let notify = SMBNotifyRegistry()
     private let usersByName: [String: SMBUser]
