@@ -35,6 +35,7 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
     public static let noEasOnFile = NTStatus(0xC000_0052)
     public static let deletePending = NTStatus(0xC000_0056)
     public static let fileLockConflict = NTStatus(0xC000_0054)
+    public static let invalidViewSize = NTStatus(0xC000_001F)
     public static let lockNotGranted = NTStatus(0xC000_0055)
     public static let privilegeNotHeld = NTStatus(0xC000_0061)
     public static let logonFailure = NTStatus(0xC000_006D)

@@ -30,9 +30,9 @@ extension SMBConnection {
         }
     }
 
-    /// Ends an open: leaves the file table (waking a CREATE waiting on its oplock) and, when it
-    /// was the file's last open and delete is pending, removes the name. Returns whether it
-    /// removed it. CLOSE, LOGOFF, TREE_DISCONNECT and a dropped connection all end here.
+    /// Ends an open: leaves the VFS's file state (releasing its locks and oplock, waking whoever
+    /// waited on them) and, when it was the file's last open and delete is pending, removes
+    /// the name. Returns whether it removed it. CLOSE, LOGOFF, TREE_DISCONNECT and a dropped connection all end here.
     @discardableResult
     func closeOpen(_ open: SMBOpen, credentials: Credentials?) async throws(NTStatus) -> Bool {
         if open.notifyWatching {
@@ -41,11 +41,17 @@ extension SMBConnection {
         }
         if let asyncID = open.pendingNotify { finishNotify(asyncID: asyncID, status: .notifyCleanup) }
         opens[open.id] = nil
-        guard let state = open.fileState else { return false }
+        guard let file = open.fileState else { return false }
         open.fileState = nil
-        server.files.dropLocks(state, connection: self, openID: open.id)
-        if open.deleteOnClose { server.files.setDeleteOnClose(state, true) }
-        guard server.files.release(state, connection: self, openID: open.id), let parent = open.parent else { return false }
+        if open.deleteOnClose { file.state.deletePending = true }
+        // A lease lives while an open of its key does; an oplock is the open's own.
+        if open.lease == nil { file.releaseLease() }
+        let deleteNow = file.close()
+        if open.lease != nil, !file.state.opens.contains(where: { $0.owner == file.owner }) {
+            file.releaseLease()
+            server.forgetLease(file.owner)
+        }
+        guard deleteNow, let parent = open.parent else { return false }
         let who = credentials ?? sessions[open.sessionID]?.credentials ?? Credentials(uid: 65534, gid: 65534)
         do {
             if open.isDirectory {

@@ -99,11 +99,16 @@ extension SMBConnection {
         let credentials = session.credentials
         let shareAccess = try reader.u32(at: 96) & 0x7
         let requestedOplock = try reader.u8(at: 67)
+        // A lease (RqLs) stands in for an oplock from SMB 2.1 on.
+        var leaseRequest: SMBLeaseRequest?
+        if requestedOplock == OplockLevel.lease, let dialect, dialect >= .smb210, let position = contexts["RqLs"] {
+            leaseRequest = try Self.leaseRequest(reader, at: position, dialect: dialect)
+        }
         if wantsMaximum { access |= tree.readOnly ? Self.readAccess : SMBAccess.all }
         let openID = allocateFileID()
-        // Overwriting breaks an oplock to none; anything else leaves the holder level II.
-        let breakTo = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede ? OplockLevel.none : OplockLevel.levelII
-        var fileState: SMBFileState?
+        // Overwriting breaks oplocks to none; anything else leaves the holder level II.
+        let overwrites = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede
+        var fileState: OpenFile?
         var grantedOplock = OplockLevel.none
         var parent: FileHandle?
         var handle: FileHandle
@@ -116,8 +121,8 @@ extension SMBConnection {
             if options & CreateOption.nonDirectory != 0 { throw .fileIsADirectory }
             if deleteOnClose { throw .cannotDelete }
             attributes = try await getattr(root)
-            (fileState, grantedOplock) = try await acquire(root, openID: openID, access: access, share: shareAccess, oplock: OplockLevel.none,
-                                                           breakTo: breakTo, isDirectory: true)
+            (fileState, grantedOplock) = try await acquire(root, &request, reply: reply, openID: openID, access: access, share: shareAccess, oplock: OplockLevel.none,
+                                                           overwrites: overwrites, isDirectory: true)
         } else {
             let directory = try await walk(tree, parts.dropLast(), credentials: credentials)
             parent = directory
@@ -135,19 +140,20 @@ extension SMBConnection {
                 let isDirectory = attributes.type == .directory
                 if options & CreateOption.directory != 0 && !isDirectory { throw .notADirectory }
                 if options & CreateOption.nonDirectory != 0 && isDirectory { throw .fileIsADirectory }
-                let overwrite = disposition == .overwrite || disposition == .overwriteIf || disposition == .supersede
+                let overwrite = overwrites
                 if overwrite && isDirectory { throw .invalidParameter }
                 if overwrite && tree.readOnly { throw .accessDenied }
                 try await checkAccess(handle, attributes: attributes, wanted: access, maximum: wantsMaximum, readOnly: tree.readOnly,
                                       credentials: credentials)
                 // Share modes and oplocks are settled before the file is touched.
-                (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
-                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: isDirectory)
+                (fileState, grantedOplock) = try await acquire(handle, &request, reply: reply, openID: openID, access: access, share: shareAccess,
+                                                               oplock: requestedOplock, lease: leaseRequest, overwrites: overwrites,
+                                                               isDirectory: isDirectory)
                 if overwrite {
                     do {
                         attributes = try await vfs.setattr(handle, SetAttributes(size: 0), credentials: credentials).after
                     } catch {
-                        _ = server.files.release(fileState!, connection: self, openID: openID)
+                        Self.release(fileState)
                         throw NTStatus(error)
                     }
                     action = disposition == .supersede ? CreateAction.superseded : CreateAction.overwritten
@@ -174,18 +180,22 @@ extension SMBConnection {
                     action = CreateAction.opened
                 }
                 if !attributes.valid.contains(.mtime) { attributes = try await getattr(handle) }
-                (fileState, grantedOplock) = try await acquire(handle, openID: openID, access: access, share: shareAccess,
-                                                               oplock: requestedOplock, breakTo: breakTo, isDirectory: attributes.type == .directory)
+                (fileState, grantedOplock) = try await acquire(handle, &request, reply: reply, openID: openID, access: access, share: shareAccess,
+                                                               oplock: requestedOplock, lease: leaseRequest, overwrites: false,
+                                                               isDirectory: attributes.type == .directory)
             }
         }
         let isDirectory = attributes.type == .directory
         let open = SMBOpen(id: openID, sessionID: session.id, treeID: tree.id, handle: handle, parent: parent,
                            name: parts.last ?? "", path: parts.joined(separator: "\\"), isDirectory: isDirectory, access: access)
         open.fileState = fileState
-        open.oplock = grantedOplock
+        if grantedOplock == OplockLevel.lease {
+            open.lease = leaseRequest
+            open.ownLockOwner = server.newStateOwner()
+        }
         if deleteOnClose {
             if isDirectory, try await !directoryIsEmpty(handle, credentials: credentials) {
-                if let fileState { _ = server.files.release(fileState, connection: self, openID: openID) }
+                Self.release(fileState)
                 throw .directoryNotEmpty
             }
             open.deleteOnClose = true
@@ -201,9 +211,12 @@ extension SMBConnection {
         let maximal = tree.readOnly ? Self.readAccess : Self.fullAccess
         let wantMxAc = contexts["MxAc"] != nil
         let wantQFid = contexts["QFid"] != nil
+        let lease = open.lease.flatMap { request in
+            fileState.map { file in (request, file.state.lease(of: file.owner), server.leaseEpoch(file.owner)) }
+        }
         let finalAttributes = attributes
         let volume = UInt64(handle.mountID)
-        respond(request, reply: reply, bodyCapacity: 88 + 32 + 48) { writer in
+        respond(request, reply: reply, bodyCapacity: 88 + 32 + 48 + 80) { writer in
             writer.u16(89)
             writer.u8(grantedOplock)
             writer.u8(0)
@@ -215,7 +228,7 @@ extension SMBConnection {
             let contextsAt = writer.offset
             writer.u32(0)
             writer.u32(0)
-            guard wantMxAc || wantQFid else { return }
+            guard wantMxAc || wantQFid || lease != nil else { return }
             writer.align(8)
             let start = writer.offset
             var previous = -1
@@ -228,14 +241,30 @@ extension SMBConnection {
             if wantQFid {
                 writer.align(8)
                 if previous >= 0 { writer.patch32(UInt32(writer.offset - previous), at: previous) }
+                previous = writer.offset
                 Self.context(&writer, name: "QFid", dataLength: 32)
                 writer.u64(finalAttributes.fileid)
                 writer.u64(volume)
                 writer.zeros(16)
             }
+            if case let (leaseRequest, held, (epoch, version))? = lease {
+                writer.align(8)
+                if previous >= 0 { writer.patch32(UInt32(writer.offset - previous), at: previous) }
+                previous = writer.offset
+                Self.context(&writer, name: "RqLs", dataLength: version == 2 ? 52 : 32)
+                Self.leaseResponse(&writer, leaseRequest, version: version, granted: held?.state ?? [], breaking: held?.breakingTo != nil,
+                                   epoch: epoch)
+            }
             writer.patch32(UInt32(start), at: contextsAt)
             writer.patch32(UInt32(writer.offset - start), at: contextsAt + 4)
         }
+    }
+
+    /// Gives up the file state of an open that failed after it was acquired.
+    static func release(_ file: OpenFile?) {
+        guard let file else { return }
+        file.releaseLease()
+        file.close()
     }
 
     /// A create context header with a four-letter name; the data follows.

@@ -2,8 +2,9 @@ import Glibc
 import VFS
 
 /// IOCTL (MS-SMB2 §3.3.5.15): FSCTL_VALIDATE_NEGOTIATE_INFO (3.0 and 3.0.2 clients check
-/// that nobody altered the negotiation), FSCTL_PIPE_TRANSCEIVE (DCE/RPC on IPC$ pipes), and
-/// clean errors for the rest.
+/// that nobody altered the negotiation), FSCTL_PIPE_TRANSCEIVE (DCE/RPC on IPC$ pipes),
+/// server-side copy (FSCTL_SRV_REQUEST_RESUME_KEY, FSCTL_SRV_COPYCHUNK[_WRITE], in
+/// SMB2CopyChunk.swift), and clean errors for the rest.
 extension SMBConnection {
     enum ControlCode {
         static let validateNegotiate: UInt32 = 0x0014_0204
@@ -14,6 +15,11 @@ extension SMBConnection {
         static let dfsGetReferralsEx: UInt32 = 0x0006_01B0
         static let createOrGetObjectID: UInt32 = 0x0009_00C0
         static let getObjectID: UInt32 = 0x0009_009C
+        static let requestResumeKey: UInt32 = 0x0014_0078
+        static let copyChunk: UInt32 = 0x0014_40F2
+        static let copyChunkWrite: UInt32 = 0x0014_80F2
+        static let getCompression: UInt32 = 0x0009_003C
+        static let setCompression: UInt32 = 0x0009_C040
     }
 
     func ioctl(_ request: inout SMB2Request, reply: SMBReply) async throws(NTStatus) {
@@ -49,6 +55,30 @@ extension SMBConnection {
             let output = Bytes.le64(attributes.fileid) + Bytes.le64(UInt64(open.handle.mountID)) + [UInt8](repeating: 0, count: 48)
             guard maxOutput >= output.count else { throw .bufferTooSmall }
             respondIoctl(request, reply: reply, code: code, fileID: fileIDBytes, output: output)
+        case ControlCode.requestResumeKey:
+            let open = try open(request, at: 72)
+            guard open.pipe == nil, !open.isDirectory else { throw .invalidDeviceRequest }
+            // SRV_REQUEST_RESUME_KEY (MS-SMB2 §2.2.32.3): the key, then no context.
+            let output = resumeKey(open) + [UInt8](repeating: 0, count: 8)
+            guard maxOutput >= output.count else { throw .bufferTooSmall }
+            respondIoctl(request, reply: reply, code: code, fileID: fileIDBytes, output: output)
+        case ControlCode.copyChunk, ControlCode.copyChunkWrite:
+            let target = try open(request, at: 72)
+            let (status, output) = try await copyChunks(into: target, input: SMBReader(input), maxOutput: maxOutput,
+                                                        readsTarget: code == ControlCode.copyChunk, credentials: request.session?.credentials)
+            respondIoctl(request, reply: reply, status: status, code: code, fileID: fileIDBytes, output: output)
+        case ControlCode.getCompression:
+            // No file is compressed: COMPRESSION_FORMAT_NONE (MS-FSCC §2.3.9).
+            let open = try open(request, at: 72)
+            guard open.pipe == nil else { throw .invalidDeviceRequest }
+            guard maxOutput >= 2 else { throw .bufferTooSmall }
+            respondIoctl(request, reply: reply, code: code, fileID: fileIDBytes, output: [0, 0])
+        case ControlCode.setCompression:
+            // Turning compression off is all there is to do; turning it on is not supported.
+            let open = try open(request, at: 72)
+            guard open.pipe == nil, inputCount >= 2 else { throw .invalidParameter }
+            guard try SMBReader(input).u16(at: 0) == 0 else { throw .notSupported }
+            respondIoctl(request, reply: reply, code: code, fileID: fileIDBytes, output: [])
         case ControlCode.queryNetworkInterfaces, ControlCode.pipeWait:
             throw .notSupported
         default:
@@ -59,7 +89,7 @@ extension SMBConnection {
         }
     }
 
-    private func respondIoctl(_ request: SMB2Request, reply: SMBReply, status: NTStatus = .success, code: UInt32, fileID: [UInt8], output: [UInt8]) {
+    func respondIoctl(_ request: SMB2Request, reply: SMBReply, status: NTStatus = .success, code: UInt32, fileID: [UInt8], output: [UInt8]) {
         respond(request, reply: reply, status: status, bodyCapacity: 48 + output.count) { writer in
             writer.u16(49)
             writer.u16(0)

@@ -1,10 +1,11 @@
 import VFS
 
-/// LOCK (MS-SMB2 §3.3.5.14): shared and exclusive byte ranges in the server-wide file table,
-/// all-or-nothing per request, fail-immediately or blocking (a blocked request waits until a
-/// lock of the file is released, and CANCEL ends it), unlock of exactly held ranges. READ and
-/// WRITE honour other opens' locks (FILE_LOCK_CONFLICT), at the cost of one relaxed load when
-/// the file has none.
+/// LOCK (MS-SMB2 §3.3.5.14): shared and exclusive byte ranges in the VFS's shared file state
+/// (so NFSv4 locks and SMB locks stop each other), with Windows semantics
+/// (`OpenFile.lockStacking`): all-or-nothing per request, fail-immediately or blocking (a
+/// blocked request waits until a lock of the file is released, by either protocol, and CANCEL
+/// ends it), unlock of exactly held ranges. READ and WRITE honour other opens' locks
+/// (FILE_LOCK_CONFLICT), at the cost of one relaxed load when the file has none.
 extension SMBConnection {
     enum LockFlag {
         static let shared: UInt32 = 0x1
@@ -22,8 +23,8 @@ extension SMBConnection {
         let open = try open(request, at: 72)
         let count = Int(try reader.u16(at: 66))
         guard count >= 1, count <= Self.maxLockElements else { throw .invalidParameter }
-        guard let state = open.fileState, !open.isDirectory else { throw .invalidParameter }
-        var requests: [SMBFileTable.LockRequest] = []
+        guard let file = open.fileState, !open.isDirectory else { throw .invalidParameter }
+        var requests: [(kind: LockKind, range: ByteRange)] = []
         var unlocking = false
         var failImmediately = true
         for index in 0..<count {
@@ -48,31 +49,25 @@ extension SMBConnection {
             }
             // A range may end exactly at 2^64, not past it.
             if !isUnlock && length > 0 && offset > UInt64.max - (length - 1) { throw .invalidLockRange }
-            requests.append(SMBFileTable.LockRequest(offset: offset, length: length, exclusive: flags & LockFlag.exclusive != 0))
+            requests.append((flags & LockFlag.exclusive != 0 ? .exclusive : .shared, ByteRange(offset: offset, length: length)))
         }
         if unlocking {
-            guard server.files.unlock(state, connection: self, openID: open.id, requests) else { throw .rangeNotLocked }
+            guard file.unlockStacking(requests.map(\.range), lockOwner: open.lockOwner) else { throw .rangeNotLocked }
         } else {
             var asyncID: UInt64?
-            while server.files.lock(state, connection: self, openID: open.id, requests) != nil {
-                if failImmediately { throw .lockNotGranted }
+            while true {
+                let waiter = failImmediately ? nil : StateWaiter()
+                guard file.lockStacking(requests, lockOwner: open.lockOwner, waiter: waiter) != nil else { break }
+                guard let waiter else { throw .lockNotGranted }
                 if asyncID == nil {
                     // Tell the client the request is pending (it may CANCEL it by AsyncId).
-                    guard request.isLast else { throw .lockNotGranted }
-                    nextAsyncID &+= 1
-                    asyncID = nextAsyncID
-                    respond(request, reply: reply, status: .pending, bodyCapacity: 9, asyncID: asyncID) { writer in
-                        writer.u16(9)
-                        writer.u8(0)
-                        writer.u8(0)
-                        writer.u32(0)
-                        writer.u8(0)
+                    asyncID = goAsync(&request, reply: reply)
+                    guard asyncID != nil else {
+                        file.state.cancelWait(waiter)
+                        throw .lockNotGranted
                     }
-                    flushReply(reply)
-                    reply.reset()
-                    request.asyncID = asyncID
                 }
-                try await waitForUnlock(state, messageID: request.header.messageID, asyncID: asyncID)
+                try await waitForUnlock(file.state, waiter, messageID: request.header.messageID, asyncID: asyncID)
                 // Closing the handle ends its pending lock (as on Windows).
                 guard opens[open.id] != nil else { throw .rangeNotLocked }
             }
@@ -83,13 +78,32 @@ extension SMBConnection {
         }
     }
 
+    /// Sends the interim STATUS_PENDING reply of a request that will finish later and makes
+    /// it async (its final reply carries the AsyncId). Nil, and nothing sent, when the request
+    /// is not the last of its compound.
+    func goAsync(_ request: inout SMB2Request, reply: SMBReply) -> UInt64? {
+        guard request.isLast else { return nil }
+        nextAsyncID &+= 1
+        let asyncID = nextAsyncID
+        respond(request, reply: reply, status: .pending, bodyCapacity: 9, asyncID: asyncID) { writer in
+            writer.u16(9)
+            writer.u8(0)
+            writer.u8(0)
+            writer.u32(0)
+            writer.u8(0)
+        }
+        flushReply(reply)
+        reply.reset()
+        request.asyncID = asyncID
+        return asyncID
+    }
+
     /// Parks a blocking LOCK until a lock of the file goes away; CANCEL (by MessageId) ends
     /// the wait with CANCELLED.
-    private func waitForUnlock(_ state: SMBFileState, messageID: UInt64, asyncID: UInt64?) async throws(NTStatus) {
-        let waiter = SMBBreakWaiter()
+    private func waitForUnlock(_ state: FileState, _ waiter: StateWaiter, messageID: UInt64, asyncID: UInt64?) async throws(NTStatus) {
         let blocked = BlockedLock(state: state, waiter: waiter, asyncID: asyncID)
         blockedLocks[messageID] = blocked
-        await withCheckedContinuation { continuation in server.files.waitForUnlock(state, waiter, continuation) }
+        await waiter.wait()
         blockedLocks[messageID] = nil
         if blocked.cancelled { throw .cancelled }
     }
@@ -99,25 +113,20 @@ extension SMBConnection {
         let found = messageID.flatMap { blockedLocks[$0] } ?? blockedLocks.values.first { asyncID != nil && $0.asyncID == asyncID }
         guard let blocked = found else { return false }
         blocked.cancelled = true
-        server.files.wake(blocked.state, blocked.waiter)
+        blocked.state.cancelWait(blocked.waiter)
         return true
     }
 
-    /// Whether I/O on `open` over a range runs into someone's lock.
-    func lockConflict(_ open: SMBOpen, offset: UInt64, length: Int, write: Bool) -> Bool {
-        guard length > 0, let state = open.fileState, state.lockCount.load(ordering: .relaxed) > 0 else { return false }
-        return server.files.ioConflicts(state, connection: self, openID: open.id, offset: offset, length: UInt64(length), write: write)
-    }
 }
 
 /// A LOCK request waiting for a range, so CANCEL can find it.
 final class BlockedLock {
-    let state: SMBFileState
-    let waiter: SMBBreakWaiter
+    let state: FileState
+    let waiter: StateWaiter
     let asyncID: UInt64?
     var cancelled = false
 
-    init(state: SMBFileState, waiter: SMBBreakWaiter, asyncID: UInt64?) {
+    init(state: FileState, waiter: StateWaiter, asyncID: UInt64?) {
         self.state = state
         self.waiter = waiter
         self.asyncID = asyncID

@@ -76,7 +76,7 @@ extension SMBConnection {
         dialect = chosen
         maxIOSize = chosen == .smb202 ? 65536 : server.settings.maxIOSize
         serverSecurityMode = SecurityMode.signingEnabled | (server.settings.signingRequired ? SecurityMode.signingRequired : 0)
-        serverCapabilities = chosen >= .smb210 ? Capability.largeMTU : 0
+        serverCapabilities = chosen >= .smb210 ? Capability.largeMTU | Capability.leasing : 0
         if chosen == .smb300 || chosen == .smb302, clientCapabilities & Capability.encryption != 0 {
             serverCapabilities |= Capability.encryption
             cipher = .aes128CCM

@@ -136,7 +136,7 @@ extension SMBConnection {
     /// Returns whether the class has a fixed size (too small a buffer is then an error, not a
     /// truncation).
     private func encodeFileInfo(_ writer: inout SMBWriter, _ infoClass: UInt8, open: SMBOpen, attributes: Attributes) throws(NTStatus) -> Bool {
-        let deletePending = open.fileState.map { server.files.deletePending($0) } ?? false
+        let deletePending = open.fileState?.state.deletePending ?? false
         switch infoClass {
         case FileClass.basic:
             SMBFileInfo.basic(&writer, attributes)

@@ -84,7 +84,7 @@ extension SMBConnection {
         }
         if lockConflict(open, offset: offset, length: length, write: true) { throw .fileLockConflict }
         let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
-        breakLevelII(open)
+        breakReadCaching(open)
         let result: WriteResult
         do {
             result = try await vfs.write(open.handle, offset: offset, data: data, stability: stability, credentials: credentials)

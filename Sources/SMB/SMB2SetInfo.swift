@@ -34,7 +34,7 @@ extension SMBConnection {
             guard open.access & (SMBAccess.writeData | SMBAccess.appendData) != 0 else { throw .accessDenied }
             if open.isDirectory { throw .invalidParameter }
             let size = try buffer.u64(at: 0)
-            breakLevelII(open)
+            breakReadCaching(open)
             if infoClass == FileClass.endOfFile {
                 try await setattr(open.handle, SetAttributes(size: size), credentials)
             } else {
@@ -48,7 +48,7 @@ extension SMBConnection {
             guard open.access & SMBAccess.delete != 0 else { throw .accessDenied }
             guard open.parent != nil else { throw .cannotDelete }
             if delete && open.isDirectory, try await !directoryIsEmpty(open.handle, credentials: credentials) { throw .directoryNotEmpty }
-            if let state = open.fileState { server.files.setDeleteOnClose(state, delete) }
+            open.fileState?.state.deletePending = delete
         case FileClass.rename, FileClass.link:
             guard length >= 20 else { throw .infoLengthMismatch }
             let replace = try buffer.u8(at: 0) != 0
@@ -82,11 +82,11 @@ extension SMBConnection {
         guard let parent = open.parent else { throw .accessDenied }
         if !link { guard open.access & SMBAccess.delete != 0 else { throw .accessDenied } }
         // Another open of the file that does not share delete forbids moving it.
-        if !link, let state = open.fileState, server.files.othersRefuseDelete(state, except: self, openID: open.id) {
+        if !link, let file = open.fileState, othersRefuseDelete(file) {
             throw .sharingViolation
         }
         // So does a handle on the directory it leaves that was opened for DELETE.
-        if !link && server.files.openedForDelete(parent) { throw .sharingViolation }
+        if !link && openedForDelete(parent) { throw .sharingViolation }
         let parts = try Self.components(target)
         guard let newName = parts.last else { throw .objectNameInvalid }
         let directory = try await walk(tree, parts.dropLast(), credentials: credentials)

@@ -76,6 +76,9 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
     var blockedLocks: [UInt64: BlockedLock] = [:]
     var opens: [UInt64: SMBOpen] = [:]
     var nextFileID: UInt64 = 1
+    /// The second half of this connection's resume keys (FSCTL_SRV_REQUEST_RESUME_KEY): a key
+    /// names an open of this connection only.
+    let resumeKeyToken = Bytes.random(16)
     /// Credits the client holds.
     var credits = 1
 

@@ -57,8 +57,11 @@ public final class SMBServer: @unchecked Sendable {
     let settings: SMBSettings
     let guid: [UInt8]
     let startTime: UInt64
-    /// Share modes and oplocks of open files, across connections.
-    let files = SMBFileTable()
+    /// Numbers every SMB open's `StateOwner` in the VFS's file state table.
+    private let nextStateOwner = Atomic<UInt64>(1)
+    /// Epoch, state, file and version of each lease holder (v2 epochs, one file per key, the
+    /// version its first CREATE asked for).
+    let leaseEpochs = Mutex<[StateOwner: (epoch: UInt16, state: LeaseState, file: FileHandle, version: Int)]>([:])
     /// Directory watches of CHANGE_NOTIFY, across connections.
     let notify = SMBNotifyRegistry()
     private let usersByName: [String: SMBUser]
@@ -71,6 +74,11 @@ public final class SMBServer: @unchecked Sendable {
         var byName: [String: SMBUser] = [:]
         for user in settings.users { byName[user.name.lowercased()] = user }
         usersByName = byName
+    }
+
+    /// A new holder of open, lock and oplock state: one per CREATE.
+    func newStateOwner() -> StateOwner {
+        StateOwner(client: SMBConnection.stateClient, owner: nextStateOwner.wrappingAdd(1, ordering: .relaxed).oldValue)
     }
 
     func user(named name: String) -> SMBUser? { usersByName[name.lowercased()] }

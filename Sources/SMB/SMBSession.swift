@@ -115,9 +115,14 @@ final class SMBOpen {
     var enumerationDone = false
     /// A named pipe (IPC$) instead of a file.
     var pipe: SMBPipe?
-    /// The file's shared state (share modes, oplocks, delete-on-close); nil for pipes.
-    var fileState: SMBFileState?
-    var oplock: UInt8 = 0
+    /// The open in the VFS's shared file state (share modes, locks, oplock, delete-pending);
+    /// nil for pipes and once closed.
+    var fileState: OpenFile?
+    /// The lease this open shares (its key names the holder in `fileState`).
+    var lease: SMBLeaseRequest?
+    /// Whose byte-range locks this open's are: its own holder, unless it shares a lease's.
+    var lockOwner: StateOwner? { lease == nil ? nil : ownLockOwner }
+    var ownLockOwner: StateOwner?
     /// CHANGE_NOTIFY on a directory handle: its filter, whether it watches, the request that
     /// waits (an AsyncId) and changes kept until the next request.
     var notifyFilter: UInt32 = 0

@@ -158,12 +158,13 @@ struct FileStateTests {
         #expect(a.state.lease(of: Self.alice) == nil)
         let c = try open(table, Self.carol, .write)
 
-        // With a writer open, nobody else gets read caching; Carol herself gets no write
-        // caching while others have the file open.
-        #expect(b.requestLease([.read], onBreak: record) == [])
+        // Read caching coexists with a writer's open (each write breaks it); Carol herself
+        // gets no write caching while others have the file open.
+        #expect(b.requestLease([.read], onBreak: record) == [.read])
         #expect(c.requestLease([.read, .write], onBreak: record) == [.read])
         for open in [a, b, c] { open.close() }
         table.releaseLease(Self.file, holder: Self.carol)
+        table.releaseLease(Self.file, holder: Self.bob)
         #expect(table.count == 0)
     }
 
@@ -221,6 +222,136 @@ struct FileStateTests {
             }
         }
         #expect(granted.value.withLock { $0 } > 0)
+        #expect(table.count == 0)
+    }
+
+    @Test("Windows-style stacked locks: exact unlock, own exclusive conflicts, and they meet POSIX locks of other owners")
+    func stackedLocks() throws {
+        let table = FileStateTable()
+        let smb = try open(table, Self.alice), nfs = try open(table, Self.bob)
+        let range = ByteRange(offset: 100, length: 10)
+        #expect(smb.lockStacking([(.shared, range), (.shared, range)]) == nil)
+        // An exclusive request conflicts with the open's own shared lock (Windows).
+        #expect(smb.lockStacking([(.exclusive, ByteRange(offset: 105, length: 1))]) == 0)
+        // All or nothing: the second request conflicts, so the first is not taken either.
+        #expect(smb.lockStacking([(.exclusive, ByteRange(offset: 0, length: 10)), (.exclusive, range)]) == 1)
+        #expect(smb.state.locks.count == 2)
+        // Its own shared lock stops its writes, not its reads; another owner's stops writes.
+        #expect(smb.conflictingLock(range, write: true) != nil)
+        #expect(smb.conflictingLock(range, write: false) == nil)
+        #expect(nfs.conflictingLock(range, write: true)?.owner == Self.alice)
+        // An NFSv4-style exclusive lock is denied by it; a shared one is not.
+        #expect(try nfs.lock(.exclusive, ByteRange(offset: 0, length: 101)) == .denied(ByteRangeLock(owner: Self.alice, kind: .shared, range: range)))
+        #expect(try nfs.lock(.shared, ByteRange(offset: 0, length: 200)) == .granted)
+        // A POSIX unlock of the same bytes by the SMB owner leaves stacked locks alone;
+        // only exact ranges unlock, one stacked lock at a time.
+        smb.unlock(range)
+        #expect(!smb.unlockStacking([ByteRange(offset: 100, length: 5)]))
+        #expect(smb.unlockStacking([range]))
+        #expect(smb.unlockStacking([range]))
+        #expect(!smb.unlockStacking([range]))
+        // Zero-length locks are kept and stop only ranges that cross them.
+        #expect(smb.lockStacking([(.exclusive, ByteRange(offset: 500, length: 0))]) == nil)
+        #expect(nfs.conflictingLock(ByteRange(offset: 499, length: 2), write: false) != nil)
+        #expect(nfs.conflictingLock(ByteRange(offset: 500, length: 2), write: false) == nil)
+        smb.close()
+        nfs.close()
+        #expect(table.count == 0)
+    }
+
+    @Test("a blocked lock is woken when a lock of the file goes, by either kind of owner")
+    func blockedLockWakes() async throws {
+        let table = FileStateTable()
+        let smb = try open(table, Self.alice), nfs = try open(table, Self.bob)
+        #expect(try nfs.lock(.exclusive, ByteRange(offset: 0, length: 10)) == .granted)
+        let waiter = StateWaiter()
+        #expect(smb.lockStacking([(.exclusive, ByteRange(offset: 5, length: 1))], waiter: waiter) == 0)
+        #expect(!waiter.isWoken)
+        nfs.unlock(ByteRange(offset: 0, length: 10))
+        await waiter.wait()
+        #expect(smb.lockStacking([(.exclusive, ByteRange(offset: 5, length: 1))]) == nil)
+        // Closing an open that held a lock wakes waiters too.
+        let second = StateWaiter()
+        #expect(nfs.lockStacking([(.shared, ByteRange(offset: 5, length: 1))], waiter: second) == 0)
+        smb.close()
+        await second.wait()
+        nfs.close()
+    }
+
+    @Test("delete pending refuses new opens until the last open closes, which reports it")
+    func deletePending() throws {
+        let table = FileStateTable()
+        let a = try open(table, Self.alice, [.read, .delete])
+        let b = try open(table, Self.bob, .read)
+        a.state.deletePending = true
+        guard case .deletePending = table.open(Self.file, owner: Self.carol, access: .read) else { Issue.record("opened"); return }
+        #expect(!a.close())
+        #expect(b.close())
+        // The name is gone now; a new file under the handle starts clean.
+        let c = try open(table, Self.carol, .read)
+        #expect(!c.state.deletePending)
+        c.close()
+    }
+
+    @Test("a share conflict with a handle-caching holder breaks its handle caching before refusing")
+    func handleCachingBreaksOnShareConflict() throws {
+        let table = FileStateTable()
+        let breaks = Box<[LeaseBreak]>([])
+        let a = try open(table, Self.alice, .both, deny: .write)
+        #expect(a.requestLease([.read, .write, .handle], onBreak: { r in breaks.value.withLock { $0.append(r) } }) == [.read, .write, .handle])
+        // Bob's write open conflicts with Alice's deny-write: she may close a cached handle,
+        // so she is asked (losing what Bob's open breaks, write caching, too).
+        let waiter = StateWaiter()
+        guard case .waitForLeaseBreak = table.open(Self.file, owner: Self.bob, access: .write, breaking: [.write], waiter: waiter) else {
+            Issue.record("no break"); return
+        }
+        #expect(breaks.value.withLock { $0.map(\.to) } == [[.read]])
+        table.acknowledgeBreak(Self.file, holder: Self.alice, to: [.read])
+        #expect(waiter.isWoken)
+        // She kept her handle: now the conflict stands.
+        guard case .shareDenied = table.open(Self.file, owner: Self.bob, access: .write, breaking: [.write]) else { Issue.record("granted"); return }
+        // An attributes-only open takes no part in share modes and breaks nothing.
+        let stat = try open(table, Self.carol, [], deny: [.read, .write, .delete])
+        let reader = try open(table, Self.bob, .read)
+        for open in [a, stat, reader] { open.close() }
+        table.releaseLease(Self.file, holder: Self.alice)
+        #expect(table.count == 0)
+    }
+
+    @Test("a write breaks read caching, the writer's own read-only lease too, and a recall waits for answers")
+    func writesBreakReadCaching() async throws {
+        let table = FileStateTable()
+        let breaks = Box<[LeaseBreak]>([])
+        let record: LeaseBreakHandler = { r in breaks.value.withLock { $0.append(r) } }
+        let a = try open(table, Self.alice, .read), b = try open(table, Self.bob)
+        #expect(a.requestLease([.read], onBreak: record) == [.read])
+        #expect(b.requestLease([.read], onBreak: record) == [.read])
+        #expect(b.state.breakReadCaching(by: Self.bob))
+        #expect(Set(breaks.value.withLock { $0.map(\.holder) }) == [Self.alice, Self.bob])
+        table.acknowledgeBreak(Self.file, holder: Self.alice, to: [])
+        table.acknowledgeBreak(Self.file, holder: Self.bob, to: [])
+        #expect(!b.state.hasLeases)
+        // A holder with write caching keeps it through its own writes.
+        a.close()
+        #expect(b.requestLease([.read, .write], onBreak: record) == [.read, .write])
+        #expect(!b.state.breakReadCaching(by: Self.bob))
+        // Not on an event loop, a recall sends the break and goes ahead.
+        await table.recallLeases(Self.file)
+        #expect(b.state.lease(of: Self.bob)?.breakingTo == [])
+        b.close()
+        table.releaseLease(Self.file, holder: Self.bob)
+        #expect(table.count == 0)
+    }
+
+    @Test("an open without access does not keep others from write caching")
+    func statOpensDoNotDenyWriteCaching() throws {
+        let table = FileStateTable()
+        let stat = try open(table, Self.carol, [])
+        let a = try open(table, Self.alice, .both)
+        #expect(a.requestLease([.read, .write], onBreak: { _ in }) == [.read, .write])
+        a.close()
+        stat.close()
+        table.releaseLease(Self.file, holder: Self.alice)
         #expect(table.count == 0)
     }
 

@@ -154,6 +154,24 @@ def test_smbprotocol_files_signing_and_encryption(server):
     smbclient_api.reset_connection_cache()
 
 
+def test_server_side_copy_copies_without_the_bytes_crossing_the_wire(server):
+    """smbprotocol's copyfile asks for a resume key and sends FSCTL_SRV_COPYCHUNK_WRITE chunks
+    (1 MiB each, 16 at most per request): the copy must come back byte for byte."""
+    smbclient_api = pytest.importorskip("smbclient")
+    smbclient_api.reset_connection_cache()
+    smbclient_api.register_session("127.0.0.1", username="alice", password="secret1", port=server.port)
+    data = os.urandom(17 * 1024 * 1024 + 4321)
+    source, target = r"\\127.0.0.1\data\copy-source.bin", r"\\127.0.0.1\data\copy-target.bin"
+    with smbclient_api.open_file(source, mode="wb", port=server.port) as f:
+        f.write(data)
+    smbclient_api.copyfile(source, target, port=server.port)
+    with smbclient_api.open_file(target, mode="rb", port=server.port) as f:
+        assert f.read() == data
+    smbclient_api.remove(source, port=server.port)
+    smbclient_api.remove(target, port=server.port)
+    smbclient_api.reset_connection_cache()
+
+
 def _low_level(server):
     pytest.importorskip("smbprotocol")
     from smbprotocol.connection import Connection

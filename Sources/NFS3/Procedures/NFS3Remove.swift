@@ -7,6 +7,7 @@ extension NFS3Program {
         let directory = try request.handle(write: true)
         let name = try request.name()
         let credentials = request.credentials
+        await vfs.recallLeases(in: directory, name: name, credentials: credentials)
         let change = try await request.vfsCall { () async throws(VFSError) in try await vfs.remove(in: directory, name: name, credentials: credentials) }
         replyWCC(request, change)
     }
@@ -34,6 +35,9 @@ extension NFS3Program {
         let to = try request.handle(write: true)
         let toName = try request.name()
         let credentials = request.credentials
+        // Both the file moved and one it replaces may be cached by SMB clients.
+        await vfs.recallLeases(in: from, name: fromName, credentials: credentials)
+        await vfs.recallLeases(in: to, name: toName, credentials: credentials)
         let (fromChange, toChange) = try await request.vfsCall { () async throws(VFSError) in
             try await vfs.rename(from: from, name: fromName, to: to, newName: toName, credentials: credentials)
         }

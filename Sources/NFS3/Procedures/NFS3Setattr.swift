@@ -11,6 +11,7 @@ extension NFS3Program {
             do { guardCtime = try NFS3XDR.decodeTime(&request.arguments) } catch { throw .garbage }
         }
         let credentials = request.credentials
+        if changes.size != nil { await vfs.fileStates.recallLeases(handle) }
         do {
             let (before, after) = try await vfs.setattr(handle, changes, guardCtime: guardCtime, credentials: credentials)
             request.context.reply(capacity: 4 + NFS3XDR.wccSize) { encoder in

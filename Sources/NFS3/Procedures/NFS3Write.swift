@@ -14,6 +14,8 @@ extension NFS3Program {
         guard data.count >= count else { throw .garbage }
         let credentials = request.credentials
         let verifier = writeVerifier
+        // SMB clients caching the file (oplocks, leases) are told first.
+        await vfs.fileStates.recallLeases(handle)
         do {
             let result = try await vfs.write(handle, offset: offset, data: UnsafeRawBufferPointer(rebasing: data[0..<count]),
                                              stability: stability, credentials: credentials)

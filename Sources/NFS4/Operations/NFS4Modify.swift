@@ -115,8 +115,9 @@ extension NFS4Compound {
             guard !export.readOnly else { throw .status(.rofs) }
             if let size = changes.size {
                 let (open, lockOwner) = try ioState(stateid, file: file, write: true)
-                let range = ByteRange(start: size, end: .max)
+                let range = ByteRange(start: size, end: .max, throughLastByte: true)
                 if let open, open.conflictingLock(range, write: true, lockOwner: lockOwner) != nil { throw .status(.locked) }
+                await breakReadCaching(open, file: file)
             }
             do {
                 _ = try await vfs.setattr(file, changes, credentials: credentials(export))

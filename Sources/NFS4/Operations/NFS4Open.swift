@@ -152,16 +152,16 @@ extension NFS4Compound {
             wantDeny.formUnion(existing.openFile.deny)
             existing.openFile.close()
         }
-        let openFile: OpenFile
-        switch vfs.fileStates.open(file, owner: owner.stateOwner, access: wantAccess, deny: wantDeny) {
-        case let .opened(value): openFile = value
-        case .shareDenied:
-            if let existing, case let .opened(back) = vfs.fileStates.open(file, owner: owner.stateOwner, access: existing.openFile.access, deny: existing.openFile.deny) {
+        let outcome = vfs.fileStates.open(file, owner: owner.stateOwner, access: wantAccess, deny: wantDeny)
+        guard case let .opened(openFile) = outcome else {
+            // The owner keeps the open it had (breaking nobody's lease again).
+            if let existing, case let .opened(back) = vfs.fileStates.open(file, owner: owner.stateOwner, access: existing.openFile.access,
+                                                                          deny: existing.openFile.deny, breaking: []) {
                 state.tables.withLock { _ in state.mutate(existing) { existing.openFile = back } }
             }
+            // A pending SMB delete refuses opens like a deny mode would.
+            if case .waitForLeaseBreak = outcome { throw .status(.delay) }
             throw .status(.shareDenied)
-        case .waitForLeaseBreak:
-            throw .status(.delay)
         }
         let (stateid, confirm) = state.tables.withLock { t -> (Stateid, Bool) in
             let entry: NFS4StateEntry

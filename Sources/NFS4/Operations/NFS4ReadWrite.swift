@@ -34,6 +34,18 @@ extension NFS4Compound {
         }
     }
 
+    /// The data of `file` is about to change (WRITE, SETATTR of the size): other holders' read
+    /// caching goes (SMB level II oplocks and leases; their write caching went at OPEN). An
+    /// open's holders are told and the change goes ahead; without an open (anonymous stateid)
+    /// the change waits for the holders' answers, as an NFSv3 WRITE does.
+    func breakReadCaching(_ open: OpenFile?, file: FileHandle) async {
+        if let open {
+            open.state.breakReadCaching(by: open.owner)
+        } else {
+            await vfs.fileStates.recallLeases(file)
+        }
+    }
+
     /// I/O is for regular files: NFS4ERR_ISDIR for a directory, NFS4ERR_INVAL for anything else.
     func requireRegularFile(_ file: FileHandle) async throws {
         let type = try await vfs.getattr(file, mask: [.type]).type
@@ -94,6 +106,7 @@ extension NFS4Compound {
         let (open, lockOwner) = try ioState(stateid, file: file, write: true)
         let range = ByteRange(offset: offset, length: UInt64(data.count))
         try checkLocks(range, write: true, open: open, lockOwner: lockOwner, file: file)
+        await breakReadCaching(open, file: file)
         let result: WriteResult
         do {
             try await requireRegularFile(file)

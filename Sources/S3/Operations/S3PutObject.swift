@@ -95,6 +95,8 @@ extension S3Gateway {
             if let synced, synced.valid.isSuperset(of: [.size, .mtime]) { attributes = synced } else { attributes = try await vfs.commit(handle) }
             metadata.stamp(attributes)
             await store(metadata, on: handle, credentials: credentials)
+            // SMB clients caching the object being replaced are told first.
+            await vfs.recallLeases(in: directory, name: name, credentials: credentials)
             _ = try await vfs.rename(from: directory, name: temporary, to: directory, newName: name, credentials: credentials)
         } catch .isDirectory, .exists, .notEmpty {
             throw S3Error("ObjectConflict", .conflict, "A directory with this name holds other objects; it cannot be replaced by an object.")

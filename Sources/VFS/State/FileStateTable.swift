@@ -1,3 +1,4 @@
+import Runtime
 import Synchronization
 
 /// Every file's shared open/lock/lease state (`FileState`), keyed by handle, one per
@@ -12,6 +13,7 @@ public final class FileStateTable: Sendable {
     private static let shardCount = 64
     private let shards: [Shard]
     private let nextOpenID = Atomic<UInt64>(1)
+    private let census = LeaseCensus()
 
     final class Shard: Sendable {
         let files = Mutex<[FileHandle: FileState]>([:])
@@ -27,28 +29,66 @@ public final class FileStateTable: Sendable {
     }
 
     /// Opens `handle` for `owner` with `access`, denying others `deny`: refused when share
-    /// modes conflict; told to wait when other holders' leases must be broken first (their
-    /// break handlers have been called, outside every lock, before this returns).
-    public func open(_ handle: FileHandle, owner: StateOwner, access: ShareMode, deny: ShareMode = []) -> OpenOutcome {
+    /// modes conflict or the file's delete is pending; told to wait when other holders'
+    /// leases must be broken first (their break handlers have been called, outside every
+    /// lock, before this returns). `breaking` is what the open takes from other holders'
+    /// leases (nil: the NFSv4 rules, `FileState.defaultBreaking`); SMB passes its own (an
+    /// open breaks write caching, an overwrite everything). `waiter`, when given, is woken
+    /// when the breaks are answered.
+    public func open(_ handle: FileHandle, owner: StateOwner, access: ShareMode, deny: ShareMode = [], breaking: LeaseState? = nil,
+                     waiter: StateWaiter? = nil) -> OpenOutcome {
         let id = nextOpenID.wrappingAdd(1, ordering: .relaxed).oldValue
         let shard = shard(handle)
-        let (state, result) = shard.files.withLock { files -> (FileState, (opened: Bool, shareDenied: Bool, breaks: [LeaseBreak], notify: [(LeaseBreakHandler, LeaseBreak)])) in
-            let state: FileState
-            if let existing = files[handle] {
-                state = existing
-            } else {
-                state = FileState(handle: handle)
-                files[handle] = state
+        let breaks = breaking ?? FileState.defaultBreaking(forOpenWith: access)
+        var state: FileState
+        var attempt: FileState.OpenAttempt
+        var tries = 0
+        repeat {
+            tries += 1
+            (state, attempt) = shard.files.withLock { files -> (FileState, FileState.OpenAttempt) in
+                let state: FileState
+                if let existing = files[handle] {
+                    state = existing
+                } else {
+                    state = FileState(handle: handle, census: census)
+                    files[handle] = state
+                }
+                let attempt = state.open(id: id, owner: owner, access: access, deny: deny, breaking: breaks, waiter: waiter)
+                if attempt.result != .opened && state.isEmpty { files[handle] = nil }
+                return (state, attempt)
             }
-            let result = state.open(id: id, owner: owner, access: access, deny: deny)
-            if !result.opened && state.isEmpty { files[handle] = nil }
-            return (state, result)
+            for (handler, request) in attempt.notify { handler(request) }
+            // Holders may answer inside their handler (a read-only lease needs no round trip):
+            // one more look saves the caller a wait.
+        } while attempt.result == .mustWait && !attempt.notify.isEmpty && tries < 2
+        switch attempt.result {
+        case .opened: return .opened(OpenFile(id: id, state: state, table: self, owner: owner, access: access, deny: deny))
+        case .shareDenied: return .shareDenied
+        case .deletePending: return .deletePending
+        case .mustWait: return .waitForLeaseBreak(attempt.breaks)
         }
-        for (handler, request) in result.notify { handler(request) }
-        if result.opened { return .opened(OpenFile(id: id, state: state, table: self, owner: owner, access: access, deny: deny)) }
-        if result.shareDenied { return .shareDenied }
-        return .waitForLeaseBreak(result.breaks)
     }
+
+    /// Breaks every lease on `handle` before a change by a protocol without opens (an NFSv3
+    /// WRITE, SETATTR of the size, REMOVE or RENAME; an S3 PUT), and waits until the holders
+    /// answered or `FileState.breakTimeout` passed (MS-SMB2 §3.3.4.6/§3.3.4.7). Costs one
+    /// relaxed load while no file has a lease. Waits only on an event loop's thread (it needs
+    /// the loop's timer); elsewhere the breaks are sent and the change goes ahead.
+    public func recallLeases(_ handle: FileHandle) async {
+        guard census.files.load(ordering: .relaxed) > 0, let state = state(of: handle) else { return }
+        // Each pass either finds nothing left to wait for or outlives a break's timeout, so
+        // the second pass expires what the first waited on.
+        for _ in 0..<2 {
+            let waiter = StateWaiter()
+            guard state.breakReadCaching(by: nil, waiter: waiter), let loop = EventLoop.current else { return }
+            let timer = loop.schedule(afterNanoseconds: FileState.breakTimeout &+ 1_000_000) { waiter.wake() }
+            await waiter.wait()
+            loop.execute { loop.cancel(timer) }
+        }
+    }
+
+    /// Whether any file has a lease (one relaxed load).
+    public var anyLeases: Bool { census.files.load(ordering: .relaxed) > 0 }
 
     /// The state of `handle` if it has any (diagnostics, tests; protocols use `OpenFile.state`).
     public func state(of handle: FileHandle) -> FileState? {
@@ -61,7 +101,7 @@ public final class FileStateTable: Sendable {
     }
 
     /// The holder's answer to a lease break (it now caches `state`; nothing, or a state without
-    /// read caching, gives the lease up). Opens waiting on the break can be retried.
+    /// read caching, gives the lease up). Opens waiting on the break are woken to retry.
     public func acknowledgeBreak(_ handle: FileHandle, holder: StateOwner, to state: LeaseState) {
         update(handle) { $0.acknowledgeBreak(holder: holder, to: state) }
     }
@@ -72,20 +112,29 @@ public final class FileStateTable: Sendable {
         update(handle) { $0.releaseLease(holder: holder) }
     }
 
-    func close(id: UInt64, handle: FileHandle) {
-        update(handle) { $0.close(id: id) }
+    /// Ends open `id`; true when it was the last open of a file whose delete is pending.
+    func close(id: UInt64, handle: FileHandle) -> Bool {
+        var deleteNow = false
+        update(handle) { state in
+            let result = state.close(id: id)
+            deleteNow = result.deleteNow
+            return (result.empty, result.woken)
+        }
+        return deleteNow
     }
 
     /// Runs `body` on the file's state with its shard locked; drops the entry when `body`
-    /// says nothing is left.
-    private func update(_ handle: FileHandle, _ body: (FileState) -> Bool) {
-        shard(handle).files.withLock { files in
-            guard let state = files[handle] else { return }
-            if body(state) { files[handle] = nil }
+    /// says nothing is left, then wakes the waiters it returned.
+    private func update(_ handle: FileHandle, _ body: (FileState) -> (empty: Bool, woken: [StateWaiter])) {
+        let woken = shard(handle).files.withLock { files -> [StateWaiter] in
+            guard let state = files[handle] else { return [] }
+            let result = body(state)
+            if result.empty { files[handle] = nil }
+            return result.woken
         }
+        FileState.wake(woken)
     }
 }
-
 /// One open of a file (an NFSv4 open stateid, an SMB FileId): the file's shared state is
 /// right here, so locks, lease requests and the per-I/O lock check never look up the table.
 public final class OpenFile: @unchecked Sendable {
@@ -109,7 +158,7 @@ public final class OpenFile: @unchecked Sendable {
 
     /// An open dropped without `close()` releases its state all the same.
     deinit {
-        if !closed.load(ordering: .acquiring) { table.close(id: id, handle: state.handle) }
+        if !closed.load(ordering: .acquiring) { _ = table.close(id: id, handle: state.handle) }
     }
 
     public var handle: FileHandle { state.handle }
@@ -142,10 +191,36 @@ public final class OpenFile: @unchecked Sendable {
         state.requestLease(holder: holder ?? owner, wanted: wanted, onBreak: onBreak)
     }
 
+    /// Takes byte-range locks with Windows semantics (SMB LOCK), all or none; nil when
+    /// granted, else the index of the request in the way (see `FileState.lockStacking`).
+    /// `waiter` is parked until a lock of the file is released when one is in the way.
+    /// `lockOwner` stands in for the open's owner (SMB opens sharing a lease key share the
+    /// owner but not their locks).
+    public func lockStacking(_ requests: [(kind: LockKind, range: ByteRange)], lockOwner: StateOwner? = nil, waiter: StateWaiter? = nil) -> Int? {
+        state.lockStacking(requests, owner: lockOwner ?? owner, openID: id, waiter: waiter)
+    }
+
+    /// Releases exactly these stacked locks of this open; false when one is not held.
+    public func unlockStacking(_ ranges: [ByteRange], lockOwner: StateOwner? = nil) -> Bool {
+        state.unlockStacking(ranges, owner: lockOwner ?? owner)
+    }
+
+    /// Gives up this open's lease (its owner is the holder).
+    public func releaseLease() {
+        table.releaseLease(state.handle, holder: owner)
+    }
+
+    /// The answer of this open's owner to a break of its lease.
+    public func acknowledgeBreak(to lease: LeaseState) {
+        table.acknowledgeBreak(state.handle, holder: owner, to: lease)
+    }
+
     /// Ends the open and releases the locks taken through it (leases stay until released).
-    /// A second close does nothing.
-    public func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        table.close(id: id, handle: state.handle)
+    /// Returns whether it was the last open of a file whose delete is pending: the caller
+    /// removes the name then. A second close does nothing.
+    @discardableResult
+    public func close() -> Bool {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        return table.close(id: id, handle: state.handle)
     }
 }

@@ -28,31 +28,51 @@ public struct ShareMode: OptionSet, Sendable, Hashable {
     public static let both: ShareMode = [.read, .write]
 }
 
-/// Bytes [start, end) of a file; `end == UInt64.max` reaches past any offset.
+/// Bytes [start, end) of a file, or [start, 2^64) when `throughLastByte` is set: the end of a
+/// range that runs to the end of the 64-bit offset space (an SMB lock may cover byte 2^64 - 1,
+/// which a 64-bit exclusive end cannot say). `end == UInt64.max` reaches past any real offset.
 public struct ByteRange: Hashable, Sendable, CustomStringConvertible {
     public var start: UInt64
     public var end: UInt64
+    /// The range also covers byte UInt64.max (only with `end == .max`).
+    public var throughLastByte: Bool
 
-    /// `length` bytes from `offset`, saturating at UInt64.max (NFSv4's length of all ones means
-    /// "to the end", which this gives). A length of 0 is an empty range that overlaps nothing.
+    /// `length` bytes from `offset`; a range that would end past 2^64 - 1 ends at 2^64 (so
+    /// NFSv4's length of all ones means "to the end"). A length of 0 is an empty range.
     public init(offset: UInt64, length: UInt64) {
         start = offset
         let (sum, overflow) = offset.addingReportingOverflow(length)
         end = overflow ? .max : sum
+        throughLastByte = overflow
     }
 
-    public init(start: UInt64, end: UInt64) {
+    public init(start: UInt64, end: UInt64, throughLastByte: Bool = false) {
         self.start = start
         self.end = max(start, end)
+        self.throughLastByte = throughLastByte && end == .max
     }
 
-    public static let whole = ByteRange(start: 0, end: .max)
+    public static let whole = ByteRange(start: 0, end: .max, throughLastByte: true)
 
-    public var isEmpty: Bool { start >= end }
+    /// Whether byte `offset` lies below the range's end.
+    @inline(__always)
+    func endsAfter(_ offset: UInt64) -> Bool {
+        offset < end || throughLastByte && offset == .max
+    }
 
+    /// Whether the range reaches further than `other`.
+    @inline(__always)
+    func endsBeyond(_ other: ByteRange) -> Bool {
+        end > other.end || end == other.end && throughLastByte && !other.throughLastByte
+    }
+
+    public var isEmpty: Bool { !endsAfter(start) }
+
+    /// Whether they share a byte, or an empty range at X lies strictly inside the other (the
+    /// zero-length lock rule of MS-FSA §2.1.5.7).
     @inline(__always)
     public func overlaps(_ other: ByteRange) -> Bool {
-        start < other.end && other.start < end
+        other.endsAfter(start) && endsAfter(other.start)
     }
 
     public var description: String { end == .max ? "[\(start), ∞)" : "[\(start), \(end))" }
@@ -103,7 +123,7 @@ public struct LeaseState: OptionSet, Sendable, Hashable, CustomStringConvertible
 
 /// A request to a lease holder to give up some of its caching: sent through the callback the
 /// holder registered, outside any lock. The holder answers with `FileState.acknowledgeBreak`
-/// (or loses the lease by `revokeLease`).
+/// (or loses it by `releaseLease`; a break unanswered for `FileState.breakTimeout` is forced).
 public struct LeaseBreak: Sendable, Hashable {
     public var file: FileHandle
     public var holder: StateOwner
@@ -129,6 +149,9 @@ public enum OpenOutcome: Sendable {
     /// An existing open's deny mode forbids this access, or this deny mode forbids an
     /// existing open's access (NFS4ERR_SHARE_DENIED, STATUS_SHARING_VIOLATION).
     case shareDenied
+    /// The file is to be deleted when its last open closes; no new open until then
+    /// (STATUS_DELETE_PENDING).
+    case deletePending
     /// Leases of other holders must be broken first: their holders were told (these
     /// breaks), and the open should be retried when they answer (SMB waits, NFSv4 answers
     /// NFS4ERR_DELAY).
