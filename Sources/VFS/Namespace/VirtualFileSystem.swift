@@ -59,7 +59,7 @@ public final class VirtualFileSystem: Sendable {
             guard mounts.count < Int(UInt16.max) else { throw VFSError.noSpace }
             let mount = Mount(name: name, id: UInt16(mounts.count), backend: backend, readOnly: readOnly,
                               cachePolicy: Int(mounts.count) < MetadataCache.maxMounts ? policy : nil)
-            backend.mountID = mount.id
+            backend.assignMountID(mount.id)
             mounts.append(mount)
             return mount
         }
