@@ -415,6 +415,8 @@ public final class EventLoop: @unchecked Sendable {
         stats.connections.store(connectionCount, ordering: .relaxed)
         stats.bytesIn.store(bytesIn, ordering: .relaxed)
         stats.bytesOut.store(bytesOut, ordering: .relaxed)
+        stats.buffersOutstanding.store(bufferPool?.outstanding ?? 0, ordering: .relaxed)
+        stats.bufferBytes.store(bufferPool?.reservedBytes ?? 0, ordering: .relaxed)
     }
 
     var connectionCount: Int { connections.count - freeConnectionSlots.count }
@@ -673,7 +675,9 @@ public final class EventLoop: @unchecked Sendable {
             connections: stats.connections.load(ordering: .relaxed),
             bytesIn: stats.bytesIn.load(ordering: .relaxed),
             bytesOut: stats.bytesOut.load(ordering: .relaxed),
-            memoryPolicy: memoryPolicyText.withLock { $0 }
+            memoryPolicy: memoryPolicyText.withLock { $0 },
+            buffersOutstanding: stats.buffersOutstanding.load(ordering: .relaxed),
+            bufferBytes: stats.bufferBytes.load(ordering: .relaxed)
         )
     }
 
