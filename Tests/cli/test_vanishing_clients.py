@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Server, free_port, rss_bytes, wait_for
 from nfs_support import NFS, ROOT, record, rpc_call
-from s3_support import ACCESS_KEY, SECRET_KEY, make_client
+from s3_support import ACCESS_KEY, SECRET_KEY, make_client, signed_put_head
 
 ROUNDS = 12
 
@@ -73,18 +73,6 @@ def nfs_write_call(xid, handle, data):
     return record(rpc_call(xid, 100003, 3, 7, body, cred_flavor=1, cred=AUTH_SYS_ROOT))
 
 
-def signed_put_head(port, key, length):
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    request = AWSRequest(method="PUT", url=f"http://127.0.0.1:{port}/bucket/{key}",
-                         headers={"Content-Length": str(length), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
-    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
-    lines = [f"PUT /bucket/{key} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
-    lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 def test_vanishing_clients_leave_nothing_behind(server, tmp_path):
     nfs_port, s3_port, smb_port = server.settings["nfs_port"], server.settings["s3_port"], server.settings["smb_port"]
     client = NFS(nfs_port, export="/disk")
@@ -109,8 +97,9 @@ def test_vanishing_clients_leave_nothing_behind(server, tmp_path):
         reset(sock)
         # S3: an 8 MiB PUT, 3 MiB of its body sent.
         sock = socket.create_connection(("127.0.0.1", s3_port))
-        sock.sendall(signed_put_head(s3_port, f"vanished-{round_index}", 8 * 1024 * 1024))
-        sock.sendall(os.urandom(3 * 1024 * 1024))
+        body = os.urandom(8 * 1024 * 1024)
+        sock.sendall(signed_put_head(s3_port, f"vanished-{round_index}", body))
+        sock.sendall(body[: 3 * 1024 * 1024])
         time.sleep(0.05)
         reset(sock)
     # SMB: smbclient killed while it is writing a 48 MiB file.

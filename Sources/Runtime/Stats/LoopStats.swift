@@ -24,6 +24,7 @@ public final class LoopStats: Sendable {
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
     let buffersOutstanding = Atomic<Int>(0)
+    let requestsInProgress = Atomic<Int>(0)
     let bufferBytes = Atomic<Int>(0)
 
     init() {}
@@ -60,11 +61,13 @@ public struct LoopSnapshot: Sendable, Equatable {
     public var buffersOutstanding: Int
     /// Bytes the loop's pool holds from the system, in use or free.
     public var bufferBytes: Int
+    /// Protocol requests started on this loop and not yet answered.
+    public var requestsInProgress: Int
 
     public init(index: Int, cpu: Int, node: Int, backend: IOBackendKind, pollMode: PollMode, spinNanoseconds: Int, mode: LoopMode,
                 passes: UInt64, completions: UInt64, wakeups: UInt64, tasksRun: UInt64, pollNanoseconds: UInt64, sleepNanoseconds: UInt64,
                 inFlight: Int, submissionDepth: Int, connections: Int, bytesIn: UInt64, bytesOut: UInt64, memoryPolicy: String,
-                buffersOutstanding: Int = 0, bufferBytes: Int = 0) {
+                buffersOutstanding: Int = 0, bufferBytes: Int = 0, requestsInProgress: Int = 0) {
         self.index = index
         self.cpu = cpu
         self.node = node
@@ -86,6 +89,7 @@ public struct LoopSnapshot: Sendable, Equatable {
         self.memoryPolicy = memoryPolicy
         self.buffersOutstanding = buffersOutstanding
         self.bufferBytes = bufferBytes
+        self.requestsInProgress = requestsInProgress
     }
 }
 

@@ -22,7 +22,7 @@ extension ServerStatus {
                 "sleep_ns": number(loop.sleepNanoseconds), "in_flight": number(loop.inFlight), "submission_depth": number(loop.submissionDepth),
                 "connections": number(loop.connections), "bytes_in": number(loop.bytesIn), "bytes_out": number(loop.bytesOut),
                 "memory_policy": .string(loop.memoryPolicy), "buffers_outstanding": number(loop.buffersOutstanding),
-                "buffer_bytes": number(loop.bufferBytes),
+                "buffer_bytes": number(loop.bufferBytes), "requests_in_progress": number(loop.requestsInProgress),
             ]
         })
         object["delegation"] = ["threads": number(delegation.threads), "busy": number(delegation.busy),
@@ -72,7 +72,8 @@ extension ServerStatus {
                 inFlight: int(value["in_flight"]) ?? 0, submissionDepth: int(value["submission_depth"]) ?? 0,
                 connections: int(value["connections"]) ?? 0, bytesIn: u64(value["bytes_in"]) ?? 0, bytesOut: u64(value["bytes_out"]) ?? 0,
                 memoryPolicy: value["memory_policy"]?.stringValue ?? "",
-                buffersOutstanding: int(value["buffers_outstanding"]) ?? 0, bufferBytes: int(value["buffer_bytes"]) ?? 0))
+                buffersOutstanding: int(value["buffers_outstanding"]) ?? 0, bufferBytes: int(value["buffer_bytes"]) ?? 0,
+                requestsInProgress: int(value["requests_in_progress"]) ?? 0))
         }
         var protocols: [ProtocolSnapshot] = []
         for value in protocolValues {

@@ -163,8 +163,19 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         logSink?.recentLines(count) ?? []
     }
 
-    /// Stops every loop and thread; connections are closed.
+    /// Stops gracefully: no new connections or requests, the requests in progress answered
+    /// (waiting at most `server.shutdown_timeout_s`), the mounts flushed; then every loop and
+    /// thread stops and connections are closed.
     public func shutdown() {
+        let timeout = configuration.server.shutdownTimeoutSeconds
+        let started = monotonicNanoseconds()
+        let left = group.drain(timeoutNanoseconds: UInt64(timeout) * 1_000_000_000)
+        if left > 0 {
+            logger.warning("stopping with \(left) request(s) still in progress after shutdown_timeout_s (\(timeout) s)")
+        }
+        let vfs = self.vfs
+        _ = try? runBlocking(on: group.loops[0]) { await vfs.shutdown() }
+        logger.info("requests drained and mounts flushed in \((monotonicNanoseconds() - started) / 1_000_000) ms")
         group.shutdown()
         logger.info("stopped")
     }

@@ -69,6 +69,11 @@ public final class VirtualFileSystem: Sendable {
 
     public var mounts: [Mount] { table.withLock { $0.compactMap { $0 } } }
 
+    /// Tells every backend the server stops (they flush what they hold).
+    public func shutdown() async {
+        for mount in mounts { await mount.backend.shutdown() }
+    }
+
     public func mount(named name: String) -> Mount? { table.withLock { $0.first { $0?.name == name } ?? nil } }
 
     /// The mount a handle belongs to; `stale` for an unknown mount id.
