@@ -337,6 +337,12 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
             let object = try self.node(handle)
             if object.type == .regular {
                 try check(lfs_fsync(try self.openFile(handle, .root, writable: false).fd, 0))
+            } else if object.type == .directory {
+                // Entries created, renamed or removed in it are durable once it is synced.
+                let fd = openat(object.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { throw VFSError(errno: errno) }
+                defer { close(fd) }
+                try check(lfs_fsync(fd, 0))
             }
             return try self.stat(object, birthTime: true).attributes(.all)
         }
