@@ -90,7 +90,10 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
                     let request = exchange.request
                     request.peer = connection.peer
                     exchange.reset()
-                    if request.expectsContinue && (request.isChunked || (request.contentLength ?? 0) > 0) {
+                    // Answered even for an empty body: botocore, having sent "Expect: 100-continue"
+                    // with Content-Length 0, takes the final response as the interim one and then
+                    // misreads the next response on the connection (a 120 s read timeout).
+                    if request.expectsContinue {
                         connection.write(UnsafeRawBufferPointer(start: Self.continueLine.utf8Start, count: Self.continueLine.utf8CodeUnitCount))
                     }
                     if request.isChunked {

@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -23,7 +22,7 @@ from conftest import Server, free_port
 from nfs4_support import NFS4, commit, getfh, open_, putfh, write
 from nfs_support import NFS, ROOT
 from s3_support import ACCESS_KEY, SECRET_KEY, make_client
-from test_faults import smb_create, smb_tree
+from smb_support import smb_create, smb_tree
 
 TRACEFS = pathlib.Path("/sys/kernel/tracing")
 EVENTS = ["io_uring/io_uring_submit_req", "io_uring/io_uring_complete", "syscalls/sys_exit_fsync",

@@ -10,7 +10,6 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -19,6 +18,7 @@ from conftest import Server, free_port
 from nfs4_support import NFS4, getfh, open_, putfh, write
 from nfs_support import NFS, ROOT, null_works
 from s3_support import ACCESS_KEY, SECRET_KEY, make_client
+from smb_support import smb_create, smb_tree
 
 NFS3_OK, NFS3ERR_IO, NFS3ERR_NOSPC = 0, 5, 28
 NFS4ERR_IO, NFS4ERR_NOSPC = 5, 28
@@ -63,27 +63,6 @@ def faulty(nas_bin, tmp_path):
     server.settings, server.disk = settings, disk
     yield server
     assert server.stop() == 0
-
-
-def smb_tree(port):
-    from smbprotocol.connection import Connection
-    from smbprotocol.session import Session
-    from smbprotocol.tree import TreeConnect
-    conn = Connection(uuid.uuid4(), "127.0.0.1", port)
-    conn.connect()
-    session = Session(conn, "nas", "secret1", require_encryption=False)
-    session.connect()
-    tree = TreeConnect(session, r"\\127.0.0.1\share")
-    tree.connect()
-    return conn, tree
-
-
-def smb_create(tree, name):
-    from smbprotocol.open import CreateDisposition, CreateOptions, FileAttributes, ImpersonationLevel, Open, ShareAccess
-    handle = Open(tree, name)
-    handle.create(ImpersonationLevel.Impersonation, 0x0012019F, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-                  ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OVERWRITE_IF, CreateOptions.FILE_NON_DIRECTORY_FILE)
-    return handle
 
 
 def files_under(directory):
