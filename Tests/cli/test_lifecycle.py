@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Server, free_port
+from conftest import Server, free_port, wait_for
 from nfs_support import NFS, ROOT
 from s3_support import ACCESS_KEY, SECRET_KEY, make_client, signed_put_head
 
@@ -147,3 +147,44 @@ def test_sigterm_gives_up_on_a_stalled_request_after_the_timeout(nas_bin, tmp_pa
     stalled.close()
     assert "1 request(s) still in progress after shutdown_timeout_s (1 s)" in server.log_text()
     assert not (server.disk / "never-finished").exists()
+
+
+def test_sighup_rereads_the_file_names_each_change_and_keeps_connections(nas_bin, tmp_path):
+    server = start(nas_bin, tmp_path)
+    s3 = make_client(f"http://127.0.0.1:{server.settings['s3_port']}")
+    s3.put_object(Bucket="bucket", Key="before", Body=b"1")
+    nfs = NFS(server.settings["nfs_port"], export="/disk")
+    config = json.loads((tmp_path / "nas.json").read_text())
+
+    # An unchanged file: nothing to do.
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "is valid and unchanged" in server.log_text())
+
+    # A broken file is refused with its key; the server keeps serving.
+    broken = json.loads(json.dumps(config))
+    broken["server"]["threads"] = "many"
+    (tmp_path / "nas.json").write_text(json.dumps(broken))
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload (SIGHUP) refused" in server.log_text())
+    assert "server.threads: expected a whole number" in server.log_text()
+
+    # Changes are named key by key (what needs a restart), secrets never printed.
+    changed = json.loads(json.dumps(config))
+    changed["server"]["nfs_port"] = free_port()
+    changed["buckets"]["more"] = {"path": "/disk"}
+    changed["users"]["nas"]["s3_secret_key"] = "a-new-secret-key"
+    (tmp_path / "nas.json").write_text(json.dumps(changed))
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "users.nas changed" in server.log_text())
+    log = server.log_text()
+    for key in ("server.nfs_port", "buckets.more", "users.nas"):
+        assert f"reload (SIGHUP): {key} changed" in log and "takes effect after a restart" in log, log[-3000:]
+    assert "a-new-secret-key" not in log
+
+    # The process and its connections are still there, with the running configuration.
+    assert server.proc.poll() is None
+    s3.put_object(Bucket="bucket", Key="after", Body=b"2")
+    assert s3.get_object(Bucket="bucket", Key="before")["Body"].read() == b"1"
+    assert nfs.lookup(nfs.root, "after")["status"] == 0
+    nfs.close()
+    assert server.stop() == 0

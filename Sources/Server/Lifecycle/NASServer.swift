@@ -163,6 +163,31 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         logSink?.recentLines(count) ?? []
     }
 
+    /// SIGHUP: reads the configuration file again. A file that does not load is refused with
+    /// its error; otherwise each changed key is named in the log with what it needs. Nothing
+    /// is applied live yet (see `ConfigurationReload`), so connections are never dropped.
+    public func reload() {
+        guard source != Configuration.embeddedDefaultSource else {
+            logger.notice("reload (SIGHUP): the server runs the embedded default; there is no file to read again")
+            return
+        }
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try Configuration.load(path: source)
+        } catch {
+            logger.error("reload (SIGHUP) refused, the running configuration stays: \(error)")
+            return
+        }
+        let reload = ConfigurationReload(running: configuration, loaded: loaded.configuration)
+        if reload.changedKeys.isEmpty {
+            logger.notice("reload (SIGHUP): \(source) is valid and unchanged")
+            return
+        }
+        for key in reload.changedKeys {
+            logger.warning("reload (SIGHUP): \(key) changed in \(source); it takes effect after a restart (this build applies no configuration change live), the running value stays")
+        }
+    }
+
     /// Stops gracefully: no new connections or requests, the requests in progress answered
     /// (waiting at most `server.shutdown_timeout_s`), the mounts flushed; then every loop and
     /// thread stops and connections are closed.
