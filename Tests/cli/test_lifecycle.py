@@ -14,7 +14,10 @@ import pytest
 
 from conftest import Server, free_port, wait_for
 from nfs_support import NFS, ROOT
+from botocore.exceptions import ClientError
+
 from s3_support import ACCESS_KEY, SECRET_KEY, make_client, signed_put_head
+from smb_support import smb_create, smb_tree
 
 
 def start(nas_bin, tmp_path, **server):
@@ -149,8 +152,8 @@ def test_sigterm_gives_up_on_a_stalled_request_after_the_timeout(nas_bin, tmp_pa
     assert not (server.disk / "never-finished").exists()
 
 
-def test_sighup_rereads_the_file_names_each_change_and_keeps_connections(nas_bin, tmp_path):
-    server = start(nas_bin, tmp_path)
+def test_sighup_applies_shares_buckets_users_and_names_what_needs_a_restart(nas_bin, tmp_path):
+    server = start(nas_bin, tmp_path, smb_port=free_port())
     s3 = make_client(f"http://127.0.0.1:{server.settings['s3_port']}")
     s3.put_object(Bucket="bucket", Key="before", Body=b"1")
     nfs = NFS(server.settings["nfs_port"], export="/disk")
@@ -168,23 +171,45 @@ def test_sighup_rereads_the_file_names_each_change_and_keeps_connections(nas_bin
     assert wait_for(lambda: "reload (SIGHUP) refused" in server.log_text())
     assert "server.threads: expected a whole number" in server.log_text()
 
-    # Changes are named key by key (what needs a restart), secrets never printed.
+    # A new bucket, share and user are applied; a port change waits for a restart.
     changed = json.loads(json.dumps(config))
+    old_port = server.settings["nfs_port"]
     changed["server"]["nfs_port"] = free_port()
     changed["buckets"]["more"] = {"path": "/disk"}
-    changed["users"]["nas"]["s3_secret_key"] = "a-new-secret-key"
+    changed["shares"] = {"added": {"path": "/disk"}}
+    changed["users"]["carol"] = {"password": "carol-pass", "uid": 0, "gid": 0,
+                                 "s3_access_key": "carolaccesskey", "s3_secret_key": "carol-secret-key"}
     (tmp_path / "nas.json").write_text(json.dumps(changed))
     server.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: "users.nas changed" in server.log_text())
+    assert wait_for(lambda: "users.carol changed: applied" in server.log_text())
     log = server.log_text()
-    for key in ("server.nfs_port", "buckets.more", "users.nas"):
-        assert f"reload (SIGHUP): {key} changed" in log and "takes effect after a restart" in log, log[-3000:]
-    assert "a-new-secret-key" not in log
+    assert "reload (SIGHUP): server.nfs_port changed: needs a restart" in log, log[-3000:]
+    assert "reload (SIGHUP): buckets.more changed: applied" in log and "reload (SIGHUP): shares.added changed: applied" in log
+    assert "carol-secret-key" not in log and "carol-pass" not in log
 
-    # The process and its connections are still there, with the running configuration.
+    # The connections made before are served on, under the old port; the new entries work.
     assert server.proc.poll() is None
-    s3.put_object(Bucket="bucket", Key="after", Body=b"2")
-    assert s3.get_object(Bucket="bucket", Key="before")["Body"].read() == b"1"
+    s3.put_object(Bucket="more", Key="after", Body=b"2")
+    assert s3.get_object(Bucket="bucket", Key="after")["Body"].read() == b"2"
     assert nfs.lookup(nfs.root, "after")["status"] == 0
     nfs.close()
+    old = NFS(old_port, export="/disk")  # a new connection on the old port too
+    assert old.lookup(old.root, "after")["status"] == 0
+    old.close()
+    carol = make_client(f"http://127.0.0.1:{server.settings['s3_port']}", access_key="carolaccesskey", secret_key="carol-secret-key")
+    assert carol.get_object(Bucket="more", Key="before")["Body"].read() == b"1"
+    conn, tree = smb_tree(server.settings["smb_port"], user="carol", password="carol-pass", share="added")
+    handle = smb_create(tree, "via-added-share")
+    handle.write(b"smb", 0)
+    handle.close()
+    conn.disconnect()
+    assert (server.disk / "via-added-share").read_bytes() == b"smb"
+
+    # Removing the user again takes its access away.
+    (tmp_path / "nas.json").write_text(json.dumps(config))
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: server.log_text().count("users.carol changed: applied") == 2)
+    with pytest.raises(ClientError) as refused:
+        carol.list_objects_v2(Bucket="bucket")
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     assert server.stop() == 0

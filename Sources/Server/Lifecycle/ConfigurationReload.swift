@@ -1,14 +1,17 @@
 import JSON
 
-/// What a SIGHUP finds when it reads the configuration file again: the key paths whose values
-/// differ from the running configuration, each with whether the running server can take it.
-///
-/// Nothing is applied live yet: every change is reported as needing a restart, naming its key,
-/// so an operator sees at once what a restart would change and that the file is valid. The
-/// connections, exports, shares, buckets and users in use stay as they were.
+/// What a SIGHUP finds when it reads the configuration file again: the entries whose values
+/// differ from the running configuration, by top-level section ("server", "mounts",
+/// "exports", "shares", "buckets", "users") and key path. Values are never printed (users
+/// carry secrets).
 struct ConfigurationReload {
-    /// "server.nfs_port", "shares.photos", "users.alice" (secrets are never printed).
-    var changedKeys: [String] = []
+    struct Change {
+        var section: String
+        /// "server.nfs_port", "shares.photos", "users.alice".
+        var key: String
+    }
+
+    var changes: [Change] = []
 
     init(running: Configuration, loaded: Configuration) {
         guard case let .object(old) = running.jsonValue(), case let .object(new) = loaded.jsonValue() else { return }
@@ -18,7 +21,7 @@ struct ConfigurationReload {
             var names = before.keys
             for name in after.keys where !names.contains(name) { names.append(name) }
             for name in names where before[name] != after[name] {
-                changedKeys.append(ConfigKeyPath.root.key(section).key(name).description)
+                changes.append(Change(section: section, key: ConfigKeyPath.root.key(section).key(name).description))
             }
         }
     }
