@@ -8,20 +8,19 @@ must come before the reply is handed to the kernel. Then the server is killed ri
 replies, and the data is read from the backing directory and over a restarted server."""
 
 import hashlib
-import json
 import os
 import pathlib
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import Server, free_port
+from conftest import Server
+from disk_support import disk_server
 from nfs4_support import NFS4, commit, getfh, open_, putfh, write
 from nfs_support import NFS, ROOT
-from s3_support import ACCESS_KEY, SECRET_KEY, make_client
+from s3_support import make_client
 from smb_support import smb_create, smb_tree
 
 TRACEFS = pathlib.Path("/sys/kernel/tracing")
@@ -117,23 +116,10 @@ def syncs_before_reply(events):
 
 @pytest.fixture
 def durable(nas_bin, tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
     state = tmp_path / "state"
     state.mkdir()
-    settings = {"bind": "127.0.0.1", "nfs_port": free_port(), "smb_port": free_port(), "s3_port": free_port(),
-                "admin_port": 0, "metrics_port": 0, "threads": 1, "state_dir": str(state)}
-    config = tmp_path / "nas.json"
-    config.write_text(json.dumps({
-        "server": settings,
-        "mounts": {"disk": {"module": "io_uring", "path": str(disk)}},
-        "shares": {"share": {"path": "/disk"}},
-        "buckets": {"bucket": {"path": "/disk"}},
-        "users": {"nas": {"password": "secret1", "uid": 0, "gid": 0, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}},
-    }))
-    config.chmod(0o600)
-    server = Server(nas_bin, config, tmp_path)
-    server.settings, server.disk, server.config, server.tmp = settings, disk, config, tmp_path
+    server = disk_server(nas_bin, tmp_path, threads=1, state_dir=str(state))
+    server.tmp = tmp_path
     server.trace = KernelTrace(server.proc.pid)
     yield server
     server.trace.close()

@@ -11,32 +11,13 @@ import threading
 import time
 
 import pytest
-
-from conftest import Server, free_port, wait_for
-from nfs_support import NFS, ROOT
 from botocore.exceptions import ClientError
 
-from s3_support import ACCESS_KEY, SECRET_KEY, make_client, signed_put_head
+from conftest import free_port, wait_for
+from disk_support import disk_server
+from nfs_support import NFS, ROOT
+from s3_support import make_client, signed_put_head
 from smb_support import smb_create, smb_tree
-
-
-def start(nas_bin, tmp_path, **server):
-    disk = tmp_path / "disk"
-    disk.mkdir(exist_ok=True)
-    settings = {"bind": "127.0.0.1", "nfs_port": free_port(), "smb_port": 0, "s3_port": free_port(),
-                "admin_port": 0, "metrics_port": 0, "threads": 2}
-    settings.update(server)
-    config = tmp_path / "nas.json"
-    config.write_text(json.dumps({
-        "server": settings,
-        "mounts": {"disk": {"module": "io_uring", "path": str(disk)}},
-        "buckets": {"bucket": {"path": "/disk"}},
-        "users": {"nas": {"password": "secret1", "uid": 0, "gid": 0, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}},
-    }))
-    config.chmod(0o600)
-    running = Server(nas_bin, config, tmp_path)
-    running.settings, running.disk = settings, disk
-    return running
 
 
 def read_response(sock):
@@ -107,7 +88,7 @@ def check_acknowledged(disk, acked):
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(nas_bin, tmp_path):
-    server = start(nas_bin, tmp_path, shutdown_timeout_s=5)
+    server = disk_server(nas_bin, tmp_path, shutdown_timeout_s=5)
     port = server.settings["s3_port"]
     body = os.urandom(1024 * 1024)
     slow = socket.create_connection(("127.0.0.1", port))
@@ -137,7 +118,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(nas_bin, tmp_path):
 
 
 def test_sigterm_gives_up_on_a_stalled_request_after_the_timeout(nas_bin, tmp_path):
-    server = start(nas_bin, tmp_path, shutdown_timeout_s=1)
+    server = disk_server(nas_bin, tmp_path, shutdown_timeout_s=1)
     port = server.settings["s3_port"]
     stalled = socket.create_connection(("127.0.0.1", port))
     stalled.sendall(signed_put_head(port, "never-finished", b"x" * 1024 * 1024) + b"x" * 1000)
@@ -152,8 +133,8 @@ def test_sigterm_gives_up_on_a_stalled_request_after_the_timeout(nas_bin, tmp_pa
     assert not (server.disk / "never-finished").exists()
 
 
-def test_sighup_applies_shares_buckets_users_and_names_what_needs_a_restart(nas_bin, tmp_path):
-    server = start(nas_bin, tmp_path, smb_port=free_port())
+def test_sighup_applies_shares_buckets_users_and_names_what_needs_a_redisk_server(nas_bin, tmp_path):
+    server = disk_server(nas_bin, tmp_path, smb_port=free_port())
     s3 = make_client(f"http://127.0.0.1:{server.settings['s3_port']}")
     s3.put_object(Bucket="bucket", Key="before", Body=b"1")
     nfs = NFS(server.settings["nfs_port"], export="/disk")

@@ -12,30 +12,17 @@ import urllib.request
 
 import pytest
 
-from conftest import Server, free_port, rss_bytes, wait_for
+from conftest import rss_bytes, wait_for
+from disk_support import disk_server
 from nfs_support import NFS, ROOT, record, rpc_call
-from s3_support import ACCESS_KEY, SECRET_KEY, make_client, signed_put_head
+from s3_support import make_client, signed_put_head
 
 ROUNDS = 12
 
 
 @pytest.fixture
 def server(nas_bin, tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    settings = {"bind": "127.0.0.1", "nfs_port": free_port(), "smb_port": free_port(), "s3_port": free_port(),
-                "admin_port": free_port(), "metrics_port": 0, "threads": 2}
-    config = tmp_path / "nas.json"
-    config.write_text(json.dumps({
-        "server": settings,
-        "mounts": {"disk": {"module": "io_uring", "path": str(disk)}},
-        "shares": {"share": {"path": "/disk"}},
-        "buckets": {"bucket": {"path": "/disk"}},
-        "users": {"nas": {"password": "secret1", "uid": 0, "gid": 0, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}},
-    }))
-    config.chmod(0o600)
-    running = Server(nas_bin, config, tmp_path)
-    running.settings, running.disk = settings, disk
+    running = disk_server(nas_bin, tmp_path)
     yield running
     assert running.stop() == 0
 
