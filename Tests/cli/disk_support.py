@@ -8,9 +8,9 @@ from conftest import Server, free_port
 from s3_support import ACCESS_KEY, SECRET_KEY
 
 
-def disk_server(nas_bin, tmp_path, **server):
-    """Starts it; `server` overrides settings. The returned Server has `settings`, `disk` and
-    `config` (the file, which tests may rewrite)."""
+def disk_server(nas_bin, tmp_path, module="io_uring", **server):
+    """Starts it (`module`: io_uring or linux); `server` overrides settings. The returned Server
+    has `settings`, `disk` and `config` (the file, which tests may rewrite)."""
     disk = tmp_path / "disk"
     disk.mkdir(exist_ok=True)
     settings = {"bind": "127.0.0.1", "nfs_port": free_port(), "smb_port": free_port(), "s3_port": free_port(),
@@ -19,7 +19,7 @@ def disk_server(nas_bin, tmp_path, **server):
     config = tmp_path / "nas.json"
     config.write_text(json.dumps({
         "server": settings,
-        "mounts": {"disk": {"module": "io_uring", "path": str(disk)}},
+        "mounts": {"disk": {"module": module, "path": str(disk)}},
         "shares": {"share": {"path": "/disk"}},
         "buckets": {"bucket": {"path": "/disk"}},
         "users": {"nas": {"password": "secret1", "uid": 0, "gid": 0, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}},

@@ -114,11 +114,11 @@ def syncs_before_reply(events):
     return sum(1 for i in done if i < last_send), sum(1 for i in done if i > last_send)
 
 
-@pytest.fixture
-def durable(nas_bin, tmp_path):
+@pytest.fixture(params=["io_uring", "linux"])
+def durable(request, nas_bin, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
-    server = disk_server(nas_bin, tmp_path, threads=1, state_dir=str(state))
+    server = disk_server(nas_bin, tmp_path, module=request.param, threads=1, state_dir=str(state))
     server.tmp = tmp_path
     server.trace = KernelTrace(server.proc.pid)
     yield server
