@@ -17,10 +17,12 @@ def smb_tree(port, user="nas", password="secret1", share="share"):
     return conn, tree
 
 
-def smb_create(tree, name):
-    """Opens `name` for reading and writing, created or truncated."""
+def smb_create(tree, name, write_through=False):
+    """Opens `name` for reading and writing, created or truncated (with FILE_WRITE_THROUGH
+    when `write_through`)."""
     from smbprotocol.open import CreateDisposition, CreateOptions, FileAttributes, ImpersonationLevel, Open, ShareAccess
     handle = Open(tree, name)
     handle.create(ImpersonationLevel.Impersonation, 0x0012019F, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-                  ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OVERWRITE_IF, CreateOptions.FILE_NON_DIRECTORY_FILE)
+                  ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OVERWRITE_IF,
+                  CreateOptions.FILE_NON_DIRECTORY_FILE | (CreateOptions.FILE_WRITE_THROUGH if write_through else 0))
     return handle

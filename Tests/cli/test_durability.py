@@ -1,5 +1,5 @@
 """Stable writes are on disk before the reply leaves: NFSv3 WRITE FILE_SYNC and COMMIT, NFSv4
-WRITE FILE_SYNC4 and COMMIT, SMB FLUSH and write-through WRITE, and a completed S3 PUT.
+WRITE FILE_SYNC4 and COMMIT, SMB FLUSH, write-through WRITEs and FILE_WRITE_THROUGH opens, and a completed S3 PUT.
 
 Killing the server with SIGKILL does not drop the page cache, so reading the data back after a
 kill alone would pass even without any sync. The proof is a kernel trace of the server (ftrace,
@@ -131,7 +131,7 @@ def test_stable_writes_are_synced_before_the_reply_and_survive_sigkill(durable):
     server, trace = durable, durable.trace
     data = {name: os.urandom(size) for name, size in
             (("v3-filesync", 70_000), ("v3-commit", 300_000), ("v4-filesync", 50_000), ("v4-commit", 200_000),
-             ("smb-flush", 100_000), ("smb-writethrough", 60_000), ("s3-put", 500_000))}
+             ("smb-flush", 100_000), ("smb-writethrough", 60_000), ("smb-opened-writethrough", 40_000), ("s3-put", 500_000))}
     results = {}
 
     # NFSv3: FILE_SYNC write; UNSTABLE write then COMMIT.
@@ -166,6 +166,9 @@ def test_stable_writes_are_synced_before_the_reply_and_survive_sigkill(durable):
     results["smb-flush"] = trace.record(lambda: flushed.flush())
     through = smb_create(tree, "smb-writethrough")
     results["smb-writethrough"] = trace.record(lambda: through.write(data["smb-writethrough"], 0, write_through=True))
+    # A plain WRITE on an open made with FILE_WRITE_THROUGH.
+    opened = smb_create(tree, "smb-opened-writethrough", write_through=True)
+    results["smb-opened-writethrough"] = trace.record(lambda: opened.write(data["smb-opened-writethrough"], 0))
 
     # S3: a PUT (the file, then its directory after the rename).
     s3 = make_client(f"http://127.0.0.1:{server.settings['s3_port']}")
