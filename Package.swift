@@ -51,6 +51,8 @@ let package = Package(
         .target(name: "CLinuxFS", path: "Sources/CLinuxFS"),
         .target(name: "LinuxFS", dependencies: ["VFS", "Runtime", "CLinuxFS"], swiftSettings: fastSettings),
         .target(name: "URingFS", dependencies: ["LinuxFS", "VFS", "Runtime", "CLinuxFS"], swiftSettings: fastSettings),
+        // The faults module: wraps another backend and injects errors and delays (a test facility).
+        .target(name: "FaultFS", dependencies: ["VFS", "Runtime"], swiftSettings: fastSettings),
         // External VFS plugins: the stable C ABI, its loader, and the example plugin (C).
         .target(name: "CVFSPlugin", path: "Sources/CVFSPlugin"),
         .target(
@@ -86,7 +88,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "ONCRPC", "NFS3", "NFS4", "HTTP", "S3", "SMB", "JSON",
+                "Runtime", "VFS", "MemFS", "LinuxFS", "URingFS", "PluginFS", "FaultFS", "ONCRPC", "NFS3", "NFS4", "HTTP", "S3", "SMB", "JSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastSettings
@@ -134,6 +136,6 @@ let package = Package(
         .testTarget(name: "NFS4Tests", dependencies: ["NFS4", "NFS3", "ONCRPC", "VFS", "MemFS", "Runtime"]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "LoadClients", "ONCRPC", "Runtime"]),
         .testTarget(name: "SMBTests", dependencies: ["SMB", "Crypto", "VFS", "MemFS", "Runtime"]),
-        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS"]),
+        .testTarget(name: "VFSTests", dependencies: ["VFS", "MemFS", "Runtime", "PluginFS", "LinuxFS", "URingFS", "FaultFS"]),
     ]
 )

@@ -32,6 +32,8 @@
 
 int lfs_is_mount_root(const lfs_stat *st) { return (st->attributes & STATX_ATTR_MOUNT_ROOT) != 0; }
 
+int lfs_syncfs(int fd) { return syncfs(fd); }
+
 int lfs_stat_at(int dirfd, const char *path, int btime, lfs_stat *out) {
     struct statx sx;
     int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT | AT_NO_AUTOMOUNT;

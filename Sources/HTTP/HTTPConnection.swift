@@ -41,6 +41,16 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
     private var parser = HTTPHeadParser()
     private var state = State.head
     private var body = Body.none
+    /// The request whose whole body is being collected is counted in progress on the loop.
+    private var countedWhileCollecting = false
+
+    override var needsInputToFinish: Bool {
+        switch (state, body) {
+        case (.awaitingWholeBody, _): true
+        case (.busy, .length), (.busy, .chunkSize), (.busy, .chunkData), (.busy, .chunkDataEnd), (.busy, .trailers): true
+        default: false
+        }
+    }
     private var waiter: CheckedContinuation<Result<BodyPiece, HTTPBodyError>, Never>?
     /// When the current head started arriving (0: no partial head) and when anything last moved.
     private var headStarted: UInt64 = 0
@@ -80,7 +90,10 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
                     let request = exchange.request
                     request.peer = connection.peer
                     exchange.reset()
-                    if request.expectsContinue && (request.isChunked || (request.contentLength ?? 0) > 0) {
+                    // Answered even for an empty body: botocore, having sent "Expect: 100-continue"
+                    // with Content-Length 0, takes the final response as the interim one and then
+                    // misreads the next response on the connection (a 120 s read timeout).
+                    if request.expectsContinue {
                         connection.write(UnsafeRawBufferPointer(start: Self.continueLine.utf8Start, count: Self.continueLine.utf8CodeUnitCount))
                     }
                     if request.isChunked {
@@ -89,6 +102,9 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
                     } else if let length = request.contentLength, length > 0 {
                         if length <= UInt64(limits.wholeBodyLimit) {
                             state = .awaitingWholeBody(headLength: headLength, total: headLength + Int(length))
+                            // In progress from its head on, so a draining server waits for the body.
+                            connection.loop.requestStarted()
+                            countedWhileCollecting = true
                             // Re-enter: the body may already be here.
                             continue
                         }
@@ -287,9 +303,16 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
         state = .busy
         let exchange = self.exchange
         let responder = self.responder
-        Task(executorPreference: connection.loop) {
+        let loop = connection.loop
+        if countedWhileCollecting {
+            countedWhileCollecting = false
+        } else {
+            loop.requestStarted()
+        }
+        Task(executorPreference: loop) {
             await responder.serve(exchange)
             if let connection = self.connection { self.finished(connection) }
+            loop.requestFinished()
         }
     }
 
@@ -338,6 +361,10 @@ final class HTTPConnection: ConnectionHandler, @unchecked Sendable {
             waiter.resume(returning: .failure(.truncated))
         }
         if case .awaitingWholeBody = state { state = .head }
+        if countedWhileCollecting {
+            countedWhileCollecting = false
+            connection.loop.requestFinished()
+        }
     }
 
     // MARK: Timeouts

@@ -163,7 +163,11 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
         return out
     }
 
+    /// Flushes the filesystem under the share (syncfs) so that unstable writes nobody
+    /// committed survive a power cut after a clean stop, then drops the cached descriptors.
     open override func shutdown() async {
+        let root = self.root
+        await delegation.run { _ = lfs_syncfs(root.fd) }
         files.removeAll()
         nodes.removeAll()
     }
@@ -333,6 +337,12 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
             let object = try self.node(handle)
             if object.type == .regular {
                 try check(lfs_fsync(try self.openFile(handle, .root, writable: false).fd, 0))
+            } else if object.type == .directory {
+                // Entries created, renamed or removed in it are durable once it is synced.
+                let fd = openat(object.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { throw VFSError(errno: errno) }
+                defer { close(fd) }
+                try check(lfs_fsync(fd, 0))
             }
             return try self.stat(object, birthTime: true).attributes(.all)
         }

@@ -41,7 +41,10 @@ enum S3Operation: Int, CaseIterable {
 /// What one loop thread keeps for S3: its signature verifier (with its key cache), its
 /// statistics and a request counter. Used only on that loop, so no locks.
 final class S3LoopState {
-    let signer: SigV4
+    /// Users (their keys) and configured buckets, as this loop serves them: replaced on the
+    /// loop's own thread by `S3Gateway.reload`, so requests read them without a lock.
+    var signer: SigV4
+    var buckets: [(name: String, path: String)]
     var stats: ProtocolStats?
     var requests: UInt64 = 0
     var temporaries: UInt64 = 0
@@ -49,8 +52,9 @@ final class S3LoopState {
     var metadata: [FileHandle: CachedMetadata] = [:]
     let idPrefix: String
 
-    init(users: [String: S3User], loop: Int) {
+    init(users: [String: S3User], buckets: [(name: String, path: String)], loop: Int) {
         signer = SigV4(users: users)
+        self.buckets = buckets
         let random = UInt32.random(in: 0...UInt32.max)
         idPrefix = S3Gateway.padded(String(loop & 0xFF, radix: 16, uppercase: true), 2) + S3Gateway.padded(String(random, radix: 16, uppercase: true), 8)
     }
@@ -93,11 +97,27 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     public init(vfs: VirtualFileSystem, settings: S3Settings, loopCount: Int) {
         self.vfs = vfs
         self.settings = settings
-        var byKey: [String: S3User] = [:]
-        for user in settings.users { byKey[user.accessKey] = user }
-        states = (0..<max(1, loopCount)).map { S3LoopState(users: byKey, loop: $0) }
+        let byKey = Self.byKey(settings.users)
+        states = (0..<max(1, loopCount)).map { S3LoopState(users: byKey, buckets: settings.buckets, loop: $0) }
         super.init()
     }
+
+    private static func byKey(_ users: [S3User]) -> [String: S3User] {
+        var byKey: [String: S3User] = [:]
+        for user in users { byKey[user.accessKey] = user }
+        return byKey
+    }
+
+    /// Replaces the users and configured buckets of loop `index`; call it on that loop's
+    /// thread (requests in progress keep the user they were authenticated as).
+    public func reload(loop index: Int, buckets: [(name: String, path: String)], users: [S3User]) {
+        let state = states[index % states.count]
+        state.signer = SigV4(users: Self.byKey(users))
+        state.buckets = buckets
+    }
+
+    /// The state of the loop running the caller.
+    var currentState: S3LoopState { states[(EventLoop.currentIndex ?? 0) % states.count] }
 
     public override func serve(_ exchange: HTTPExchange) async {
         let loop = exchange.connection.loop

@@ -41,6 +41,8 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
     public static let logonFailure = NTStatus(0xC000_006D)
     public static let rangeNotLocked = NTStatus(0xC000_007E)
     public static let diskFull = NTStatus(0xC000_007F)
+    /// STATUS_IO_DEVICE_ERROR: what Samba answers for EIO from the disk.
+    public static let ioDeviceError = NTStatus(0xC000_0185)
     public static let insufficientResources = NTStatus(0xC000_009A)
     public static let fileIsADirectory = NTStatus(0xC000_00BA)
     public static let notSupported = NTStatus(0xC000_00BB)
@@ -95,7 +97,7 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
         case .noData: self = .noEasOnFile
         case .rangeTooBig: self = .bufferTooSmall
         case .busy: self = .sharingViolation
-        case .io: self = .unsuccessful
+        case .io: self = .ioDeviceError
         case .wouldBlock: self = .lockNotGranted
         }
     }

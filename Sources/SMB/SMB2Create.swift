@@ -12,6 +12,8 @@ extension SMBConnection {
         static let directory: UInt32 = 0x1
         static let nonDirectory: UInt32 = 0x40
         static let deleteOnClose: UInt32 = 0x1000
+        /// FILE_WRITE_THROUGH: every WRITE on the open is durable before it is answered.
+        static let writeThrough: UInt32 = 0x2
     }
 
     enum CreateAction {
@@ -193,6 +195,7 @@ extension SMBConnection {
             open.lease = leaseRequest
             open.ownLockOwner = server.newStateOwner()
         }
+        open.writeThrough = options & CreateOption.writeThrough != 0
         if deleteOnClose {
             if isDirectory, try await !directoryIsEmpty(handle, credentials: credentials) {
                 Self.release(fileState)

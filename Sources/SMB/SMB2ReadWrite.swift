@@ -83,7 +83,7 @@ extension SMBConnection {
             return 0
         }
         if lockConflict(open, offset: offset, length: length, write: true) { throw .fileLockConflict }
-        let stability: WriteStability = flags & 0x1 != 0 ? .fileSync : .unstable
+        let stability: WriteStability = flags & 0x1 != 0 || open.writeThrough ? .fileSync : .unstable
         breakReadCaching(open)
         let result: WriteResult
         do {

@@ -190,10 +190,13 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
         owner.retain()
         requestsInFlight += 1
         let frame = ReceivedFrame(message: message, owner: owner, session: decryptedFor)
-        Task(executorPreference: connection.loop) {
+        let loop = connection.loop
+        loop.requestStarted()
+        Task(executorPreference: loop) {
             await self.process(frame.message, decryptedFor: frame.session)
             frame.owner.release()
             self.requestFinished()
+            loop.requestFinished()
         }
     }
 

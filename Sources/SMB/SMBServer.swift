@@ -50,8 +50,9 @@ public struct SMBSettings: Sendable {
     }
 }
 
-/// The SMB2/SMB3 server: settings shared by every connection on every loop (immutable after
-/// start), and the factory for connections.
+/// The SMB2/SMB3 server: settings shared by every connection on every loop, and the factory
+/// for connections. Shares and users can be replaced while it runs (`reload`); they are read
+/// at TREE_CONNECT and SESSION_SETUP only, so sessions and trees already made keep theirs.
 public final class SMBServer: @unchecked Sendable {
     let vfs: VirtualFileSystem
     let settings: SMBSettings
@@ -64,16 +65,14 @@ public final class SMBServer: @unchecked Sendable {
     let leaseEpochs = Mutex<[StateOwner: (epoch: UInt16, state: LeaseState, file: FileHandle, version: Int)]>([:])
     /// Directory watches of CHANGE_NOTIFY, across connections.
     let notify = SMBNotifyRegistry()
-    private let usersByName: [String: SMBUser]
+    private let directory: Mutex<(shares: [SMBShare], users: [String: SMBUser])>
 
     public init(vfs: VirtualFileSystem, settings: SMBSettings) {
         self.vfs = vfs
         self.settings = settings
         guid = Bytes.random(16)
         startTime = FileTime.now()
-        var byName: [String: SMBUser] = [:]
-        for user in settings.users { byName[user.name.lowercased()] = user }
-        usersByName = byName
+        directory = Mutex((settings.shares, Self.byName(settings.users)))
     }
 
     /// A new holder of open, lock and oplock state: one per CREATE.
@@ -81,7 +80,25 @@ public final class SMBServer: @unchecked Sendable {
         StateOwner(client: SMBConnection.stateClient, owner: nextStateOwner.wrappingAdd(1, ordering: .relaxed).oldValue)
     }
 
-    func user(named name: String) -> SMBUser? { usersByName[name.lowercased()] }
+    private static func byName(_ users: [SMBUser]) -> [String: SMBUser] {
+        var byName: [String: SMBUser] = [:]
+        for user in users { byName[user.name.lowercased()] = user }
+        return byName
+    }
+
+    /// Replaces the shares and users new tree connects and session setups see.
+    public func reload(shares: [SMBShare], users: [SMBUser]) {
+        let byName = Self.byName(users)
+        directory.withLock { $0 = (shares, byName) }
+    }
+
+    /// The shares served now.
+    var shares: [SMBShare] { directory.withLock { $0.shares } }
+
+    func user(named name: String) -> SMBUser? {
+        let lower = name.lowercased()
+        return directory.withLock { $0.users[lower] }
+    }
 
     /// Authenticated sessions of every connection, so a client that reconnects can end the
     /// session it had before (PreviousSessionId, MS-SMB2 §3.3.5.5.3).
@@ -106,7 +123,7 @@ public final class SMBServer: @unchecked Sendable {
 
     func share(named name: String) -> SMBShare? {
         let lower = name.lowercased()
-        return settings.shares.first { $0.name.lowercased() == lower }
+        return directory.withLock { $0.shares.first { $0.name.lowercased() == lower } }
     }
 
     /// Builds the handler for each new connection.

@@ -105,6 +105,9 @@ final class SMBOpen {
     let isDirectory: Bool
     let access: UInt32
     var deleteOnClose = false
+    /// Opened with FILE_WRITE_THROUGH (MS-SMB2 §2.2.13): writes are stable like
+    /// SMB2_WRITEFLAG_WRITE_THROUGH ones.
+    var writeThrough = false
     /// CurrentByteOffset: where the last READ or WRITE ended (FilePositionInformation).
     var position: UInt64 = 0
     /// Directory enumeration: where the next QUERY_DIRECTORY resumes.

@@ -14,7 +14,7 @@ struct SRVSVC {
     let serverName: String
 
     init(server: SMBServer) {
-        shares = server.settings.shares.map { ($0.name, Self.typeDisk, $0.comment) } + [("IPC$", Self.typeIPC, "IPC Service")]
+        shares = server.shares.map { ($0.name, Self.typeDisk, $0.comment) } + [("IPC$", Self.typeIPC, "IPC Service")]
         serverName = server.settings.serverName
     }
 

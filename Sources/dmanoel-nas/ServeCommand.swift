@@ -68,11 +68,12 @@ struct ServeCommand: ParsableCommand {
         }
         if fullScreen { sink.hold(true) }
 
-        // Block the stop signals before any thread starts, so they are only seen here.
+        // Block the stop and reload signals before any thread starts, so they are only seen here.
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let server: NASServer
@@ -87,6 +88,13 @@ struct ServeCommand: ParsableCommand {
         func stopRequested() -> Bool {
             var pending = sigset_t()
             sigpending(&pending)
+            if sigismember(&pending, SIGHUP) == 1 {
+                var hangup = sigset_t()
+                sigemptyset(&hangup)
+                sigaddset(&hangup, SIGHUP)
+                var zero = timespec()
+                if sigtimedwait(&hangup, nil, &zero) == SIGHUP { server.reload() }
+            }
             return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1
         }
 
@@ -97,7 +105,9 @@ struct ServeCommand: ParsableCommand {
             PlainConsole.run(server, interval: interval, shouldStop: stopRequested)
         } else {
             var received: Int32 = 0
-            sigwait(&signals, &received)
+            while sigwait(&signals, &received) == 0, received == SIGHUP {
+                server.reload()
+            }
         }
         server.shutdown()
     }

@@ -542,3 +542,17 @@ def serves(port) -> bool:
         return raw_request(port, "GET", "/").status == 200
     except (OSError, ConnectionError):
         return False
+
+
+def signed_put_head(port, key, body, bucket="bucket"):
+    """The head of a SigV4-signed PUT of `body`, for tests that send (or withhold) the body
+    themselves."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    request = AWSRequest(method="PUT", url=f"http://127.0.0.1:{port}/{bucket}/{key}", data=body,
+                         headers={"Content-Length": str(len(body))})
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+    lines = [f"PUT /{bucket}/{key} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -215,6 +215,18 @@ def test_put_get_head_metadata_and_content_type(s3, client, prefix):
     assert empty["ContentLength"] == 0 and empty["Body"].read() == b"" and empty["ETag"] == f'"{md5(b"")}"'
 
 
+def test_put_after_an_empty_put_on_the_same_connection(s3, prefix):
+    """boto3 sends "Expect: 100-continue" even with an empty body; without a 100 Continue it
+    misread the next response on the connection and waited for its read timeout."""
+    client = make_client(s3.endpoint, read_timeout=10)
+    client.put_object(Bucket=s3.bucket, Key=prefix + "empty", Body=b"")
+    started = time.monotonic()
+    for index in range(3):
+        client.put_object(Bucket=s3.bucket, Key=prefix + f"after-{index}", Body=b"x" * 1000)
+        client.put_object(Bucket=s3.bucket, Key=prefix + f"empty-{index}", Body=b"")
+    assert time.monotonic() - started < 5
+
+
 def test_range_reads(s3, client, prefix):
     body = bytes(range(256)) * 4  # 1024 bytes, every offset distinguishable mod 256
     client.put_object(Bucket=s3.bucket, Key=prefix + "r", Body=body)

@@ -55,6 +55,8 @@ typedef struct {
 
 /* Whether the object is a mount root (STATX_ATTR_MOUNT_ROOT in lfs_stat.attributes). */
 int lfs_is_mount_root(const lfs_stat *st);
+/// syncfs(2): flushes the whole filesystem `fd` is on.
+int lfs_syncfs(int fd);
 
 /* statx(dirfd, path, flags | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT); path "" means the fd
    itself (AT_EMPTY_PATH is added). `btime` asks for the birth time too. */

@@ -206,11 +206,14 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
         if case let .pooled(slice) = owner { slice.retain() }
         let arguments = decoder
         callsInFlight += 1
-        Task(executorPreference: connection.loop) {
+        let loop = connection.loop
+        loop.requestStarted()
+        Task(executorPreference: loop) {
             await program.serve(call, arguments: arguments, context: context)
             if case let .pooled(slice) = owner { slice.release() }
             withExtendedLifetime(owner) {}
             self.callFinished(context.connection)
+            loop.requestFinished()
         }
     }
 

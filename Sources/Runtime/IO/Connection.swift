@@ -14,6 +14,10 @@ open class ConnectionHandler {
 
     /// The connection has closed: `error` is 0 after an orderly close, else an errno value.
     open func closed(_ connection: Connection, error: Int32) {}
+
+    /// True while a request in progress still needs bytes from the peer (an HTTP body being
+    /// streamed): a draining server keeps reading such connections and no others.
+    open var needsInputToFinish: Bool { false }
 }
 
 /// Builds the handler for a new connection, on the loop that will serve it.
@@ -136,6 +140,7 @@ public final class Connection {
 
     private func armReceive() {
         guard !receiveArmed, !closeRequested, !readPaused, !handlerPaused else { return }
+        if loop.draining, handler?.needsInputToFinish != true { return }
         prepareReceiveBuffer()
         receiveArmed = true
         let space = receiveSpace

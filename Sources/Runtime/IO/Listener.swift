@@ -63,7 +63,10 @@ public final class Listener: @unchecked Sendable {
 
     func acceptCompleted(_ result: Int32) {
         acceptArmed = false
-        guard !closed else { return }
+        guard !closed else {
+            if result >= 0 { Glibc.close(result) }
+            return
+        }
         if result >= 0 {
             let fd = result
             SocketAddress.configureAccepted(fd)
@@ -99,9 +102,12 @@ public final class Listener: @unchecked Sendable {
         home.armAccept(self)
     }
 
+    /// Stops listening (on the home loop): the shutdown ends an armed accept, which then
+    /// re-arms nothing, and connections waiting in the backlog are reset.
     func closeSocket() {
         guard !closed else { return }
         closed = true
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
         Glibc.close(fd)
     }
 }

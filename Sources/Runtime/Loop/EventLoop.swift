@@ -418,6 +418,29 @@ public final class EventLoop: @unchecked Sendable {
         stats.connections.store(connectionCount, ordering: .relaxed)
         stats.bytesIn.store(bytesIn, ordering: .relaxed)
         stats.bytesOut.store(bytesOut, ordering: .relaxed)
+        stats.buffersOutstanding.store(bufferPool?.outstanding ?? 0, ordering: .relaxed)
+        stats.bufferBytes.store(bufferPool?.reservedBytes ?? 0, ordering: .relaxed)
+        stats.requestsInProgress.store(requestsInProgress, ordering: .relaxed)
+    }
+
+    // MARK: Requests and draining
+
+    /// Protocol requests started on this loop and not yet answered (loop thread only).
+    public private(set) var requestsInProgress = 0
+    /// Set while the server drains before it stops: connections arm no new receive, so only
+    /// what was already received is served.
+    var draining = false
+
+    /// Protocols call this when a request's task starts, and `requestFinished` when it ends,
+    /// so a stopping server can wait for the requests in progress (`LoopGroup.drain`).
+    @inline(__always)
+    public func requestStarted() {
+        requestsInProgress += 1
+    }
+
+    @inline(__always)
+    public func requestFinished() {
+        requestsInProgress -= 1
     }
 
     var connectionCount: Int { connections.count - freeConnectionSlots.count }
@@ -677,7 +700,10 @@ public final class EventLoop: @unchecked Sendable {
             connections: stats.connections.load(ordering: .relaxed),
             bytesIn: stats.bytesIn.load(ordering: .relaxed),
             bytesOut: stats.bytesOut.load(ordering: .relaxed),
-            memoryPolicy: memoryPolicyText.withLock { $0 }
+            memoryPolicy: memoryPolicyText.withLock { $0 },
+            buffersOutstanding: stats.buffersOutstanding.load(ordering: .relaxed),
+            bufferBytes: stats.bufferBytes.load(ordering: .relaxed),
+            requestsInProgress: stats.requestsInProgress.load(ordering: .relaxed)
         )
     }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 
 /// Settings a `LoopGroup` starts with.
 public struct LoopGroupSettings: Sendable {
@@ -103,6 +104,38 @@ public final class LoopGroup: @unchecked Sendable {
             throw error
         }
         return listener
+    }
+
+    /// Prepares a graceful stop: closes every listener, stops reading new requests on every
+    /// connection, and waits up to `timeoutNanoseconds` for the requests in progress to be
+    /// answered. Returns how many were still in progress when it gave up (0: all done).
+    /// Connections stay open until `shutdown`.
+    public func drain(timeoutNanoseconds: UInt64) -> Int {
+        for listener in listeners {
+            listener.home.execute { listener.closeSocket() }
+        }
+        let marked = OneShot<Void>()
+        let total = loops.count
+        let counter = Mutex(0)
+        for loop in loops {
+            loop.execute { [unowned loop] in
+                loop.draining = true
+                if counter.withLock({ count -> Bool in
+                    count += 1
+                    return count == total
+                }) { marked.set(()) }
+            }
+        }
+        _ = marked.wait(seconds: Double(timeoutNanoseconds) / 1e9)
+        let deadline = monotonicNanoseconds() &+ timeoutNanoseconds
+        // Two quiet readings in a row: a request can start from bytes received just before.
+        var quiet = 0
+        while true {
+            let busy = loops.reduce(0) { $0 + $1.snapshot().requestsInProgress }
+            quiet = busy == 0 ? quiet + 1 : 0
+            if quiet >= 2 || monotonicNanoseconds() >= deadline { return busy }
+            usleep(5_000)
+        }
     }
 
     /// Sets the poll mode of every loop, or of one (`loop` = its index).

@@ -23,6 +23,9 @@ public final class LoopStats: Sendable {
     let connections = Atomic<Int>(0)
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
+    let buffersOutstanding = Atomic<Int>(0)
+    let requestsInProgress = Atomic<Int>(0)
+    let bufferBytes = Atomic<Int>(0)
 
     init() {}
 }
@@ -53,10 +56,18 @@ public struct LoopSnapshot: Sendable, Equatable {
     public var bytesOut: UInt64
     /// Placement of this loop's buffer memory: "numa node N", or "default" when libnuma could not.
     public var memoryPolicy: String
+    /// Buffers of the loop's pool handed out and not returned (receive buffers of open
+    /// connections, requests in progress): back to its idle level when clients are gone.
+    public var buffersOutstanding: Int
+    /// Bytes the loop's pool holds from the system, in use or free.
+    public var bufferBytes: Int
+    /// Protocol requests started on this loop and not yet answered.
+    public var requestsInProgress: Int
 
     public init(index: Int, cpu: Int, node: Int, backend: IOBackendKind, pollMode: PollMode, spinNanoseconds: Int, mode: LoopMode,
                 passes: UInt64, completions: UInt64, wakeups: UInt64, tasksRun: UInt64, pollNanoseconds: UInt64, sleepNanoseconds: UInt64,
-                inFlight: Int, submissionDepth: Int, connections: Int, bytesIn: UInt64, bytesOut: UInt64, memoryPolicy: String) {
+                inFlight: Int, submissionDepth: Int, connections: Int, bytesIn: UInt64, bytesOut: UInt64, memoryPolicy: String,
+                buffersOutstanding: Int = 0, bufferBytes: Int = 0, requestsInProgress: Int = 0) {
         self.index = index
         self.cpu = cpu
         self.node = node
@@ -76,6 +87,9 @@ public struct LoopSnapshot: Sendable, Equatable {
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.memoryPolicy = memoryPolicy
+        self.buffersOutstanding = buffersOutstanding
+        self.bufferBytes = bufferBytes
+        self.requestsInProgress = requestsInProgress
     }
 }
 

@@ -7,7 +7,7 @@ import VFS
 extension S3Gateway {
     /// The directory of bucket `name`: a configured bucket, or a directory under the bucket root.
     func bucketDirectory(_ name: String) async throws(S3Error) -> FileHandle {
-        if let configured = settings.buckets.first(where: { $0.name == name }) {
+        if let configured = currentState.buckets.first(where: { $0.name == name }) {
             guard let (handle, attributes) = try? await vfs.resolve(configured.path), attributes.type == .directory else {
                 throw .noSuchBucket
             }
@@ -38,7 +38,7 @@ extension S3Gateway {
 
     func listBuckets(_ call: S3Call) async throws(S3Error) {
         var entries: [(name: String, created: Timespec)] = []
-        for bucket in settings.buckets {
+        for bucket in currentState.buckets {
             if let (_, attributes) = try? await vfs.resolve(bucket.path), attributes.type == .directory {
                 entries.append((bucket.name, attributes.birthTime == .zero ? attributes.ctime : attributes.birthTime))
             }
@@ -138,7 +138,7 @@ extension S3Gateway {
             throw .accessDenied("CreateBucket is disabled on this server: set server.s3_bucket_root to a directory in the namespace to allow it.")
         }
         guard Self.isValidBucketName(call.bucket) else { throw .invalidBucketName }
-        if settings.buckets.contains(where: { $0.name == call.bucket }) { throw .bucketAlreadyOwnedByYou }
+        if currentState.buckets.contains(where: { $0.name == call.bucket }) { throw .bucketAlreadyOwnedByYou }
         do {
             let (rootHandle, _) = try await vfs.resolve(root)
             _ = try await vfs.create(in: rootHandle, name: call.bucket, kind: .directory, mode: .guarded,
@@ -159,7 +159,7 @@ extension S3Gateway {
     }
 
     func deleteBucket(_ call: S3Call) async throws(S3Error) {
-        if settings.buckets.contains(where: { $0.name == call.bucket }) {
+        if currentState.buckets.contains(where: { $0.name == call.bucket }) {
             _ = try await bucketDirectory(call.bucket)
             throw .accessDenied("Bucket \(call.bucket) is defined in the server's configuration (buckets); remove it there.")
         }

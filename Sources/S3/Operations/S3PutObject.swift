@@ -98,6 +98,8 @@ extension S3Gateway {
             // SMB clients caching the object being replaced are told first.
             await vfs.recallLeases(in: directory, name: name, credentials: credentials)
             _ = try await vfs.rename(from: directory, name: temporary, to: directory, newName: name, credentials: credentials)
+            // The rename (and the metadata stored before it) is on disk only once the directory is.
+            _ = try await vfs.commit(directory)
         } catch .isDirectory, .exists, .notEmpty {
             throw S3Error("ObjectConflict", .conflict, "A directory with this name holds other objects; it cannot be replaced by an object.")
         } catch {

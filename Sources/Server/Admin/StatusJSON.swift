@@ -21,7 +21,8 @@ extension ServerStatus {
                 "wakeups": number(loop.wakeups), "tasks_run": number(loop.tasksRun), "poll_ns": number(loop.pollNanoseconds),
                 "sleep_ns": number(loop.sleepNanoseconds), "in_flight": number(loop.inFlight), "submission_depth": number(loop.submissionDepth),
                 "connections": number(loop.connections), "bytes_in": number(loop.bytesIn), "bytes_out": number(loop.bytesOut),
-                "memory_policy": .string(loop.memoryPolicy),
+                "memory_policy": .string(loop.memoryPolicy), "buffers_outstanding": number(loop.buffersOutstanding),
+                "buffer_bytes": number(loop.bufferBytes), "requests_in_progress": number(loop.requestsInProgress),
             ]
         })
         object["delegation"] = ["threads": number(delegation.threads), "busy": number(delegation.busy),
@@ -70,7 +71,9 @@ extension ServerStatus {
                 tasksRun: u64(value["tasks_run"]) ?? 0, pollNanoseconds: u64(value["poll_ns"]) ?? 0, sleepNanoseconds: u64(value["sleep_ns"]) ?? 0,
                 inFlight: int(value["in_flight"]) ?? 0, submissionDepth: int(value["submission_depth"]) ?? 0,
                 connections: int(value["connections"]) ?? 0, bytesIn: u64(value["bytes_in"]) ?? 0, bytesOut: u64(value["bytes_out"]) ?? 0,
-                memoryPolicy: value["memory_policy"]?.stringValue ?? ""))
+                memoryPolicy: value["memory_policy"]?.stringValue ?? "",
+                buffersOutstanding: int(value["buffers_outstanding"]) ?? 0, bufferBytes: int(value["buffer_bytes"]) ?? 0,
+                requestsInProgress: int(value["requests_in_progress"]) ?? 0))
         }
         var protocols: [ProtocolSnapshot] = []
         for value in protocolValues {

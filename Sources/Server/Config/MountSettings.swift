@@ -8,8 +8,11 @@ public enum MountModule: Sendable, Hashable, CustomStringConvertible {
     case ioUring
     /// A plugin declared under `server.vfs`; `path` is inside the plugin's filesystem.
     case plugin(String)
+    /// A test facility: another mount's module with errors and delays injected by rules
+    /// (`MountSettings.faults`).
+    case faults
 
-    public static let builtinNames = ["memfs", "linux", "io_uring"]
+    public static let builtinNames = ["memfs", "linux", "io_uring", "faults"]
 
     /// The name a configuration uses: `memfs`, `linux`, `io_uring` or the plugin's name.
     public var name: String {
@@ -18,6 +21,7 @@ public enum MountModule: Sendable, Hashable, CustomStringConvertible {
         case .linux: "linux"
         case .ioUring: "io_uring"
         case .plugin(let name): name
+        case .faults: "faults"
         }
     }
 
@@ -25,7 +29,7 @@ public enum MountModule: Sendable, Hashable, CustomStringConvertible {
     public var servesHostDirectory: Bool {
         switch self {
         case .linux, .ioUring: true
-        case .memfs, .plugin: false
+        case .memfs, .plugin, .faults: false
         }
     }
 
@@ -50,14 +54,17 @@ public struct MountSettings: Sendable, Equatable {
     public var path: String
     /// `cache_ttl_ms`; nil: the module's default.
     public var cacheTTLMilliseconds: Int?
+    /// For `faults` mounts: the wrapped mount and the rules (`path` is then the wrapped mount's).
+    public var faults: FaultMountSettings?
 
     public static let maxCacheTTLMilliseconds = 3_600_000
 
-    public init(name: String, module: MountModule, path: String, cacheTTLMilliseconds: Int? = nil) {
+    public init(name: String, module: MountModule, path: String, cacheTTLMilliseconds: Int? = nil, faults: FaultMountSettings? = nil) {
         self.name = name
         self.module = module
         self.path = path
         self.cacheTTLMilliseconds = cacheTTLMilliseconds
+        self.faults = faults
     }
 
     /// Where the mount appears in the server's namespace: "/" + name.
@@ -81,7 +88,7 @@ extension MountSettings {
         var mounts: [MountSettings] = []
         for (name, entryValue) in entries {
             try ConfigNames.checkSimpleName(name, at: entryValue.path, kind: "mount")
-            let entry = try entryValue.section("a mount", keys: ["module", "path", "cache_ttl_ms"],
+            let entry = try entryValue.section("a mount", keys: ["module", "path", "cache_ttl_ms", "wraps", "rules"],
                                                example: #"{ "module": "memfs", "path": "/" }"#)
             let moduleValue = try entry.require("module", example: "\"memfs\"")
             let moduleName = try moduleValue.string(example: "memfs")
@@ -90,6 +97,7 @@ extension MountSettings {
             case "memfs": module = .memfs
             case "linux": module = .linux
             case "io_uring": module = .ioUring
+            case "faults": module = .faults
             case let other where pluginNames.contains(other): module = .plugin(other)
             default:
                 let declared = pluginNames.isEmpty
@@ -98,6 +106,24 @@ extension MountSettings {
                 throw configError(moduleValue.path, "unknown module \(JSONValue.quoted(moduleName))",
                                   fix: Suggestions.didYouMean(moduleName, among: moduleNames)
                                       + "Use \(listChoices(MountModule.builtinNames)), or declare a plugin of that name under server.vfs (\(declared)).")
+            }
+            if module == .faults {
+                if let pathValue = entry["path"] {
+                    throw configError(pathValue.path, "a faults mount has no path of its own: it serves the mount named in \"wraps\"",
+                                      fix: "Remove \"path\" and name the mount to wrap, e.g. \"wraps\": \"disk\".")
+                }
+                let ttl = try entry.optionalInt(
+                    "cache_ttl_ms", in: 0...maxCacheTTLMilliseconds, example: "0",
+                    hint: "Use 0 (no cache, so getattr and lookup rules see every call) to \(maxCacheTTLMilliseconds) milliseconds.")
+                mounts.append(MountSettings(name: name, module: .faults, path: "/", cacheTTLMilliseconds: ttl,
+                                            faults: try FaultMountSettings.decode(entry)))
+                continue
+            }
+            for key in ["wraps", "rules"] {
+                if let misplaced = entry[key] {
+                    throw configError(misplaced.path, "only faults mounts have \(JSONValue.quoted(key)), and this mount's module is \(module)",
+                                      fix: "Remove it, or make a separate mount { \"module\": \"faults\", \"wraps\": \(JSONValue.quoted(name)), \"rules\": [ … ] }.")
+                }
             }
             let pathValue = try entry.require("path", example: module.servesHostDirectory ? "\"/srv/data\"" : "\"/\"")
             let path = try pathValue.string(example: module.servesHostDirectory ? "/srv/data" : "/")
@@ -116,10 +142,41 @@ extension MountSettings {
             }
             mounts.append(MountSettings(name: name, module: module, path: path, cacheTTLMilliseconds: ttl))
         }
+        try resolveWrappedMounts(&mounts)
         return mounts
     }
 
+    /// Checks that each faults mount wraps a memfs, linux or io_uring mount, and takes its path.
+    private static func resolveWrappedMounts(_ mounts: inout [MountSettings]) throws(ConfigError) {
+        for index in mounts.indices {
+            guard let faults = mounts[index].faults else { continue }
+            let at = ConfigKeyPath.root.key("mounts").key(mounts[index].name).key("wraps")
+            let others = mounts.filter { $0.faults == nil }.map(\.name)
+            guard let wrapped = mounts.first(where: { $0.name == faults.wraps }) else {
+                throw configError(at, "there is no mount \(JSONValue.quoted(faults.wraps))",
+                                  fix: Suggestions.didYouMean(faults.wraps, among: others)
+                                      + (others.isEmpty ? "Add the mount to wrap under mounts." : "Name one of \(listChoices(others))."))
+            }
+            switch wrapped.module {
+            case .memfs, .linux, .ioUring:
+                mounts[index].path = wrapped.path
+                mounts[index].faults?.wraps = wrapped.name
+            case .faults:
+                throw configError(at, "mount \(JSONValue.quoted(wrapped.name)) is a faults mount itself",
+                                  fix: "Wrap a memfs, linux or io_uring mount, and put all the rules in one faults mount.")
+            case .plugin:
+                throw configError(at, "mount \(JSONValue.quoted(wrapped.name)) is a plugin, which a faults mount cannot wrap (it would open the plugin's store a second time)",
+                                  fix: "Wrap a memfs, linux or io_uring mount.")
+            }
+        }
+    }
+
     func jsonValue() -> JSONValue {
+        if let faults {
+            var object: JSONObject = ["module": .string(module.name), "wraps": .string(faults.wraps), "rules": faults.jsonValue()]
+            if let cacheTTLMilliseconds { object["cache_ttl_ms"] = .number(Double(cacheTTLMilliseconds)) }
+            return .object(object)
+        }
         guard let cacheTTLMilliseconds else { return ["module": .string(module.name), "path": .string(path)] }
         return ["module": .string(module.name), "path": .string(path), "cache_ttl_ms": .number(Double(cacheTTLMilliseconds))]
     }

@@ -25,6 +25,7 @@ import Runtime
 /// | `s3_bucket_root`     | none: only the configured `buckets`; CreateBucket is refused    |
 /// | `s3_domain`          | none: path-style addressing only                               |
 /// | `request_timeout_s`  | 30: seconds a client has to finish a request it started sending |
+/// | `shutdown_timeout_s` | 5 (0 to 600): on SIGTERM, how long requests in progress may take |
 /// | `max_connections`    | `RuntimeDefaults.maxConnections` (10000), over all services     |
 /// | `max_connections_per_client` | `RuntimeDefaults.maxConnectionsPerClient` (1000), per address |
 /// | `nfs4_lease_seconds` | 90 (1 to 3600): NFSv4 state of a silent client expires after it |
@@ -75,6 +76,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// Seconds a client has to finish sending a request it started (an RPC record, an HTTP
     /// head or body): slow or stalled senders are disconnected after it.
     public var requestTimeoutSeconds = 30
+    /// On SIGTERM/SIGINT: seconds the server waits for requests in progress after it stops
+    /// accepting connections and reading new requests (then flushes the mounts and exits).
+    public var shutdownTimeoutSeconds = 5
     public var maxConnections = RuntimeDefaults.maxConnections
     public var maxConnectionsPerClient = RuntimeDefaults.maxConnectionsPerClient
     public var pollMode: PollMode
@@ -175,7 +179,7 @@ extension ServerSettings {
     static let keys = [
         "threads", "delegation_threads", "rdma", "smb_multichannel", "vfs", "bind", "nfs_port",
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
-        "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client", "request_timeout_s",
+        "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client", "request_timeout_s", "shutdown_timeout_s",
         "nfs4_lease_seconds", "nfs4_grace_seconds",
     ]
 
@@ -202,6 +206,9 @@ extension ServerSettings {
         settings.requestTimeoutSeconds = try section.int(
             "request_timeout_s", in: 1...3600, default: 30, example: "30",
             hint: "Use 1 to 3600 seconds; the default is 30.")
+        settings.shutdownTimeoutSeconds = try section.int(
+            "shutdown_timeout_s", in: 0...600, default: 5, example: "5",
+            hint: "Use 0 (stop at once) to 600 seconds; the default is 5.")
         settings.io = try section.choice("io", default: RuntimeDefaults.io)
         settings.nfs4LeaseSeconds = try section.int(
             "nfs4_lease_seconds", in: 1...3600, default: 90, example: "90",
@@ -338,6 +345,7 @@ extension ServerSettings {
         if let s3BucketRoot { object["s3_bucket_root"] = .string(s3BucketRoot) }
         if let s3Domain { object["s3_domain"] = .string(s3Domain) }
         object["request_timeout_s"] = .number(Double(requestTimeoutSeconds))
+        object["shutdown_timeout_s"] = .number(Double(shutdownTimeoutSeconds))
         object["max_connections"] = .number(Double(maxConnections))
         object["max_connections_per_client"] = .number(Double(maxConnectionsPerClient))
         if nfs4LeaseSeconds != 90 { object["nfs4_lease_seconds"] = .number(Double(nfs4LeaseSeconds)) }

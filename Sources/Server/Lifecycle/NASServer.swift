@@ -1,6 +1,9 @@
 import Glibc
 import Logging
 import Runtime
+import S3
+import SMB
+import Synchronization
 import VFS
 
 /// The running server: the loop group built from the configuration, its endpoints and its
@@ -15,11 +18,17 @@ public final class NASServer: ServerControl, @unchecked Sendable {
     private let startedAt = monotonicNanoseconds()
     private let logger: Logger
     private let logSink: LogSink?
+    private var smbServer: SMBServer?
+    private var s3Gateway: S3Gateway?
+    /// The configuration as reloads left it (shares, buckets and users applied), compared with
+    /// the file at the next SIGHUP.
+    private let applied: Mutex<Configuration>
 
     /// Starts loops and services for `loaded`, logging its warnings. Throws when the runtime
     /// cannot start (e.g. no usable io_uring and epoll refused, or threads cannot be created).
     public init(_ loaded: LoadedConfiguration, logger: Logger = Logger(label: "dmanoel.server"), logSink: LogSink? = nil) throws(ServerError) {
         configuration = loaded.configuration
+        applied = Mutex(loaded.configuration)
         source = loaded.source
         self.logger = logger
         self.logSink = logSink
@@ -71,7 +80,8 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         }
         if server.smbPort != 0 {
             do {
-                let smb = try SMBService.start(configuration, vfs: vfs, group: group, logger: logger)
+                let (smb, smbServer) = try SMBService.start(configuration, vfs: vfs, group: group, logger: logger)
+                self.smbServer = smbServer
                 markServed(port: server.smbPort, address: "\(display):\(smb.port)")
             } catch {
                 group.shutdown()
@@ -80,7 +90,8 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         }
         if server.s3Port != 0 {
             do {
-                let s3 = try S3Service.start(configuration, vfs: vfs, group: group, logger: logger)
+                let (s3, s3Gateway) = try S3Service.start(configuration, vfs: vfs, group: group, logger: logger)
+                self.s3Gateway = s3Gateway
                 markServed(port: server.s3Port, address: "\(display):\(s3.port)")
             } catch {
                 group.shutdown()
@@ -163,8 +174,66 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         logSink?.recentLines(count) ?? []
     }
 
-    /// Stops every loop and thread; connections are closed.
+    /// SIGHUP: reads the configuration file again. A file that does not load is refused with
+    /// its error. Changed shares, buckets and users are applied (new SMB tree connects and
+    /// sessions, every S3 request after it); other changes are named in the log as needing a
+    /// restart. No connection is dropped.
+    public func reload() {
+        guard source != Configuration.embeddedDefaultSource else {
+            logger.notice("reload (SIGHUP): the server runs the embedded default; there is no file to read again")
+            return
+        }
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try Configuration.load(path: source)
+        } catch {
+            logger.error("reload (SIGHUP) refused, the running configuration stays: \(error)")
+            return
+        }
+        let new = loaded.configuration
+        let reload = ConfigurationReload(running: applied.withLock { $0 }, loaded: new)
+        if reload.changes.isEmpty {
+            logger.notice("reload (SIGHUP): \(source) is valid and unchanged")
+            return
+        }
+        for change in reload.changes {
+            switch change.section {
+            case "shares", "buckets", "users":
+                let note = change.section == "users" ? " (NFSv4 owner names follow at the next restart)" : ""
+                logger.notice("reload (SIGHUP): \(change.key) changed: applied\(note)")
+            default:
+                logger.warning("reload (SIGHUP): \(change.key) changed: needs a restart; the running value stays")
+            }
+        }
+        guard reload.changes.contains(where: { ["shares", "buckets", "users"].contains($0.section) }) else { return }
+        smbServer?.reload(shares: SMBService.shares(new), users: SMBService.users(new, logger: logger))
+        if let gateway = s3Gateway {
+            let buckets = S3Service.buckets(new)
+            let users = S3Service.users(new)
+            for (index, loop) in group.loops.enumerated() {
+                loop.execute { gateway.reload(loop: index, buckets: buckets, users: users) }
+            }
+        }
+        applied.withLock {
+            $0.shares = new.shares
+            $0.buckets = new.buckets
+            $0.users = new.users
+        }
+    }
+
+    /// Stops gracefully: no new connections or requests, the requests in progress answered
+    /// (waiting at most `server.shutdown_timeout_s`), the mounts flushed; then every loop and
+    /// thread stops and connections are closed.
     public func shutdown() {
+        let timeout = configuration.server.shutdownTimeoutSeconds
+        let started = monotonicNanoseconds()
+        let left = group.drain(timeoutNanoseconds: UInt64(timeout) * 1_000_000_000)
+        if left > 0 {
+            logger.warning("stopping with \(left) request(s) still in progress after shutdown_timeout_s (\(timeout) s)")
+        }
+        let vfs = self.vfs
+        _ = try? runBlocking(on: group.loops[0]) { await vfs.shutdown() }
+        logger.info("requests drained and mounts flushed in \((monotonicNanoseconds() - started) / 1_000_000) ms")
         group.shutdown()
         logger.info("stopped")
     }

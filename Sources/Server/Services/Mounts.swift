@@ -1,3 +1,4 @@
+import FaultFS
 import LinuxFS
 import Logging
 import MemFS
@@ -21,7 +22,11 @@ enum Mounts {
             }
             do {
                 try vfs.mount(mount.name, backend: backend, cacheTTLNanoseconds: mount.cacheTTLMilliseconds.map { UInt64($0) * 1_000_000 })
-                logger.info("mount /\(mount.name): \(mount.module.name) \(mount.path)")
+                if let faults = mount.faults {
+                    logger.info("mount /\(mount.name): faults over mount \(faults.wraps) (\(mount.path)), \(faults.rules.count) rules")
+                } else {
+                    logger.info("mount /\(mount.name): \(mount.module.name) \(mount.path)")
+                }
             } catch {
                 logger.warning("mount \(mount.name): \(error); the mount stays offline")
             }
@@ -54,6 +59,12 @@ enum Mounts {
                 throw BackendError(description: "no plugin \(name) in server.vfs")
             }
             return try PluginFS(name: name, libraryPath: plugin.libraryPath, configPath: plugin.configPath, delegation: group.delegation)
+        case .faults:
+            guard let faults = mount.faults, let wrapped = configuration.mount(named: faults.wraps) else {
+                throw BackendError(description: "a faults mount needs the mount it wraps")
+            }
+            let inner = try makeBackend(wrapped, configuration: configuration, group: group)
+            return FaultFS(wrapping: inner, rules: faults.rules, delegation: group.delegation)
         }
     }
 }

@@ -7,13 +7,9 @@ import VFS
 /// S3 over HTTP/1.1 on `server.s3_port`: the configured `buckets`, CreateBucket under
 /// `server.s3_bucket_root`, and the users that have S3 keys.
 enum S3Service {
-    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> Listener {
-        let users = configuration.users.compactMap { user -> S3User? in
-            guard let keys = user.s3 else { return nil }
-            return S3User(name: user.name, accessKey: keys.accessKey, secretKey: keys.secretKey,
-                          credentials: Credentials(uid: user.uid, gid: user.gid, groups: user.groups))
-        }
-        let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
+    static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> (Listener, S3Gateway) {
+        let users = users(configuration)
+        let settings = S3Settings(buckets: buckets(configuration),
                                   bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain)
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
         var limits = HTTPLimits()
@@ -32,6 +28,19 @@ enum S3Service {
         }
         let root = configuration.server.s3BucketRoot.map { "; CreateBucket under \($0)" } ?? ""
         logger.info("S3 on \(listener.boundAddress); \(settings.buckets.count) bucket(s): \(settings.buckets.map(\.name).joined(separator: ", "))\(root)")
-        return listener
+        return (listener, gateway)
+    }
+
+    /// The users with S3 keys.
+    static func users(_ configuration: Configuration) -> [S3User] {
+        configuration.users.compactMap { user -> S3User? in
+            guard let keys = user.s3 else { return nil }
+            return S3User(name: user.name, accessKey: keys.accessKey, secretKey: keys.secretKey,
+                          credentials: Credentials(uid: user.uid, gid: user.gid, groups: user.groups))
+        }
+    }
+
+    static func buckets(_ configuration: Configuration) -> [(name: String, path: String)] {
+        configuration.buckets.map { ($0.name, $0.path) }
     }
 }

@@ -9,11 +9,18 @@
 open class FileSystemBackend: @unchecked Sendable {
     /// The module name as configured ("memfs", "linux", "io_uring", or a plugin's name).
     public let moduleName: String
-    /// Set by the VFS when the backend is mounted; the first two bytes of every handle.
-    public internal(set) var mountID: UInt16 = 0
+    /// Set by the VFS when the backend is mounted (`assignMountID`); the first two bytes of
+    /// every handle.
+    public private(set) var mountID: UInt16 = 0
 
     public init(moduleName: String) {
         self.moduleName = moduleName
+    }
+
+    /// Called by the VFS when the backend is mounted. A backend that wraps another (the faults
+    /// module) passes the id on, so the handles the inner backend makes route to the wrapper.
+    open func assignMountID(_ id: UInt16) {
+        mountID = id
     }
 
     /// True when the backend enforces permissions itself (the linux modules do, through the

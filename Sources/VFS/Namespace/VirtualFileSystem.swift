@@ -59,7 +59,7 @@ public final class VirtualFileSystem: Sendable {
             guard mounts.count < Int(UInt16.max) else { throw VFSError.noSpace }
             let mount = Mount(name: name, id: UInt16(mounts.count), backend: backend, readOnly: readOnly,
                               cachePolicy: Int(mounts.count) < MetadataCache.maxMounts ? policy : nil)
-            backend.mountID = mount.id
+            backend.assignMountID(mount.id)
             mounts.append(mount)
             return mount
         }
@@ -68,6 +68,11 @@ public final class VirtualFileSystem: Sendable {
     }
 
     public var mounts: [Mount] { table.withLock { $0.compactMap { $0 } } }
+
+    /// Tells every backend the server stops (they flush what they hold).
+    public func shutdown() async {
+        for mount in mounts { await mount.backend.shutdown() }
+    }
 
     public func mount(named name: String) -> Mount? { table.withLock { $0.first { $0?.name == name } ?? nil } }
 
