@@ -78,9 +78,11 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
                 let record = fragments
                 fragments = []
                 dispatchCopied(record, connection: connection)
-                continue
+            } else {
+                dispatch(bytes.slice(start..<(start + length)), connection: connection)
             }
-            dispatch(bytes.slice(start..<(start + length)), connection: connection)
+            // A record that was not a call closed the connection: nothing after it is served.
+            if connection.isClosing { return raw.count }
         }
         if incomplete || (!paused && raw.count - consumed > 0 && raw.count - consumed < 4) {
             if partialSince == 0 {
