@@ -15,13 +15,17 @@ public struct S3Settings: Sendable {
     public var region: String
     /// Virtual-hosted style: a Host of "BUCKET.<domain>" names the bucket.
     public var domain: String?
+    /// Largest PutObject / UploadPart body (EntityTooLarge past it); S3's own limit is 5 GiB.
+    public var maxPutSize: UInt64
 
-    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil) {
+    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil,
+                maxPutSize: UInt64 = 5 << 30) {
         self.buckets = buckets
         self.bucketRoot = bucketRoot
         self.users = users
         self.region = region
         self.domain = domain
+        self.maxPutSize = maxPutSize
     }
 }
 
@@ -85,8 +89,6 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     private let states: [S3LoopState]
     /// Size of each VFS read or copy step.
     static let ioSize = 1 << 20
-    /// Largest single PUT (S3's own limit is 5 GiB; larger objects use multipart).
-    static let maxPutSize: UInt64 = 5 << 30
     /// Largest XML request body accepted (DeleteObjects of 1000 long keys fits).
     static let maxXMLBody = 2 << 20
 

@@ -36,9 +36,12 @@ public struct SMBSettings: Sendable {
     public var maxCredits: Int
     /// Requests one connection may have running at once; past it the connection stops reading.
     public var maxRequestsInFlight: Int
+    /// Opens one session may hold; CREATE past it is STATUS_TOO_MANY_OPENED_FILES.
+    public var maxOpensPerSession: Int
 
     public init(shares: [SMBShare], users: [SMBUser], serverName: String = "DMANOEL-NAS", domain: String = "WORKGROUP",
-                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128) {
+                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128,
+                maxOpensPerSession: Int = 16384) {
         self.shares = shares
         self.users = users
         self.serverName = serverName
@@ -47,6 +50,7 @@ public struct SMBSettings: Sendable {
         self.maxIOSize = maxIOSize
         self.maxCredits = maxCredits
         self.maxRequestsInFlight = maxRequestsInFlight
+        self.maxOpensPerSession = maxOpensPerSession
     }
 }
 

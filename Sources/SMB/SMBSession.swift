@@ -29,6 +29,8 @@ final class SMBSession {
     var encryptData = false
     var trees: [UInt32: SMBTree] = [:]
     var nextTreeID: UInt32 = 1
+    /// Opens this session holds (and CREATEs under way), against `SMBSettings.maxOpensPerSession`.
+    var openCount = 0
     /// Per-key nonce counter for encrypted replies; the random part makes nonces unique
     /// across sessions that happen to share nothing else.
     var nonceCounter: UInt64 = 0

@@ -14,7 +14,8 @@ enum S3Service {
                           credentials: Credentials(uid: user.uid, gid: user.gid, groups: user.groups))
         }
         let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
-                                  bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain)
+                                  bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain,
+                                  maxPutSize: configuration.server.limits.s3MaxPutBytes)
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
         var limits = HTTPLimits()
         limits.headTimeout = Double(configuration.server.requestTimeoutSeconds)

@@ -27,7 +27,11 @@ enum SMBService {
         let shares = configuration.shares.map {
             SMBShare(name: $0.name, path: $0.path, guest: $0.guest, readOnly: $0.readOnly, encrypt: $0.encrypt)
         }
-        let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users))
+        let limits = configuration.server.limits
+        let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users, maxIOSize: limits.smbMaxIOBytes,
+                                                               maxCredits: limits.smbMaxCredits,
+                                                               maxRequestsInFlight: limits.smbMaxRequestsPerConnection,
+                                                               maxOpensPerSession: limits.smbMaxOpensPerSession))
         let host = configuration.server.bind.description
         let listener: Listener
         do {
