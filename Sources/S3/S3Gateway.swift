@@ -17,15 +17,19 @@ public struct S3Settings: Sendable {
     public var domain: String?
     /// Largest PutObject / UploadPart body (EntityTooLarge past it); S3's own limit is 5 GiB.
     public var maxPutSize: UInt64
+    /// Configured buckets limited to some users: bucket name → the user names that may use it.
+    /// A bucket not listed is open to every user with keys.
+    public var bucketUsers: [String: Set<String>]
 
     public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil,
-                maxPutSize: UInt64 = 5 << 30) {
+                maxPutSize: UInt64 = 5 << 30, bucketUsers: [String: Set<String>] = [:]) {
         self.buckets = buckets
         self.bucketRoot = bucketRoot
         self.users = users
         self.region = region
         self.domain = domain
         self.maxPutSize = maxPutSize
+        self.bucketUsers = bucketUsers
     }
 }
 
@@ -132,8 +136,15 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     private func authenticate(_ exchange: HTTPExchange, state: S3LoopState, requestID: String) throws(S3Error) -> S3Call {
         let address = try address(of: exchange.request)
         let verified = try state.signer.verify(exchange.request, rawPath: address.rawPath, query: address.query, now: Int64(time(nil)))
+        try checkBucketAccess(address.bucket, verified.user)
         return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: address.bucket, key: address.key,
                       query: address.query, requestID: requestID, state: state)
+    }
+
+    /// A bucket limited to some users (`buckets.NAME.users`) refuses the others with AccessDenied.
+    func checkBucketAccess(_ bucket: String, _ user: S3User) throws(S3Error) {
+        guard !bucket.isEmpty, let allowed = settings.bucketUsers[bucket], !allowed.contains(user.name) else { return }
+        throw .accessDenied
     }
 
     /// What a request addresses: its raw path (valid while the request is), query, bucket and key.

@@ -10,14 +10,21 @@ public struct SMBShare: Sendable {
     public let readOnly: Bool
     public let encrypt: Bool
     public let comment: String
+    /// The users who may connect (nil: every configured user).
+    public let users: Set<String>?
+    /// Users who get the share read-only.
+    public let readOnlyUsers: Set<String>
 
-    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false, comment: String = "") {
+    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false, comment: String = "",
+                users: Set<String>? = nil, readOnlyUsers: Set<String> = []) {
         self.name = name
         self.path = path
         self.guest = guest
         self.readOnly = readOnly
         self.encrypt = encrypt
         self.comment = comment
+        self.users = users
+        self.readOnlyUsers = readOnlyUsers
     }
 }
 

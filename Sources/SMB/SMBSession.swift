@@ -82,15 +82,17 @@ final class SMBTree {
     let id: UInt32
     let share: SMBShare?
     let root: FileHandle?
+    /// The share is read-only, or read-only for this session's user.
+    let readOnly: Bool
 
-    init(id: UInt32, share: SMBShare?, root: FileHandle?) {
+    init(id: UInt32, share: SMBShare?, root: FileHandle?, readOnly: Bool) {
         self.id = id
         self.share = share
         self.root = root
+        self.readOnly = readOnly
     }
 
     var isIPC: Bool { share == nil }
-    var readOnly: Bool { share?.readOnly ?? true }
 }
 
 /// An open file, directory or pipe (MS-SMB2 §3.3.1.10).

@@ -1,7 +1,7 @@
 """Inputs the fuzz targets (scripts/fuzz) found crashing the server, replayed against the real
 binary: each file in fuzz-regressions/TARGET/ is sent on the port that target feeds (nfs-rpc:
-the NFS port, smb: the SMB port) over one connection, which is then half-closed; the server
-must survive it and still answer a new client."""
+the NFS port, smb: the SMB port, a NetBIOS frame at a time) over one connection, which is then
+half-closed; the server must survive it and still answer a new client."""
 
 import json
 import pathlib
@@ -38,9 +38,27 @@ def server(nas_bin, tmp_path_factory):
     assert running.stop() == 0
 
 
-def exchange(port, data):
+def netbios_frames(data):
+    position = 0
+    while position < len(data):
+        end = position + 4 + int.from_bytes(data[position + 1:position + 4], "big")
+        yield data[position:end]
+        position = end
+
+
+def exchange(port, data, smb=False):
+    """As the fuzz harness sends: all at once, or (SMB) a frame at a time, each after the
+    previous one's answer or a short silence."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(data)
+        for piece in netbios_frames(data) if smb else [data]:
+            s.sendall(piece)
+            if smb:
+                s.settimeout(0.2)
+                try:
+                    s.recv(65536)
+                except (socket.timeout, OSError):
+                    pass
+                s.settimeout(10)
         s.shutdown(socket.SHUT_WR)
         try:
             while s.recv(65536):
@@ -51,7 +69,7 @@ def exchange(port, data):
 
 @pytest.mark.parametrize("target,path", CASES, ids=[f"{t}/{p.name}" for t, p in CASES])
 def test_fuzz_input_does_not_crash_the_server(server, target, path):
-    exchange(server.ports[target], path.read_bytes())
+    exchange(server.ports[target], path.read_bytes(), smb=target == "smb")
     assert server.proc.poll() is None, server.log_text()[-2000:]
     with socket.create_connection(("127.0.0.1", server.ports["nfs-rpc"]), timeout=10) as s:
         s.sendall(NULL_CALL)

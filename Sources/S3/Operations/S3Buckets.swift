@@ -38,7 +38,7 @@ extension S3Gateway {
 
     func listBuckets(_ call: S3Call) async throws(S3Error) {
         var entries: [(name: String, created: Timespec)] = []
-        for bucket in settings.buckets {
+        for bucket in settings.buckets where settings.bucketUsers[bucket.name].map({ $0.contains(call.user.name) }) ?? true {
             if let (_, attributes) = try? await vfs.resolve(bucket.path), attributes.type == .directory {
                 entries.append((bucket.name, attributes.birthTime == .zero ? attributes.ctime : attributes.birthTime))
             }

@@ -15,7 +15,9 @@ enum S3Service {
         }
         let settings = S3Settings(buckets: configuration.buckets.map { ($0.name, $0.path) },
                                   bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain,
-                                  maxPutSize: configuration.server.limits.s3MaxPutBytes)
+                                  maxPutSize: configuration.server.limits.s3MaxPutBytes,
+                                  bucketUsers: Dictionary(configuration.buckets.compactMap { bucket in bucket.users.map { (bucket.name, Set($0)) } },
+                                                          uniquingKeysWith: { first, _ in first }))
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
         var limits = HTTPLimits()
         limits.headTimeout = Double(configuration.server.requestTimeoutSeconds)

@@ -25,7 +25,8 @@ enum SMBService {
             users.append(SMBUser(name: user.name, ntHash: hash, uid: user.uid, gid: user.gid, groups: user.groups))
         }
         let shares = configuration.shares.map {
-            SMBShare(name: $0.name, path: $0.path, guest: $0.guest, readOnly: $0.readOnly, encrypt: $0.encrypt)
+            SMBShare(name: $0.name, path: $0.path, guest: $0.guest, readOnly: $0.readOnly, encrypt: $0.encrypt,
+                     users: $0.users.map(Set.init), readOnlyUsers: Set($0.readOnlyUsers))
         }
         let limits = configuration.server.limits
         let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users, maxIOSize: limits.smbMaxIOBytes,
