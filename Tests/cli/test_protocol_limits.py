@@ -216,3 +216,96 @@ def test_pipelined_http_requests_are_answered_in_order(nas_bin, tmp_path):
         assert ours.alive()
     finally:
         assert ours.stop() == 0
+
+
+def readdir4(c, fh, cookie, verifier, maxcount):
+    """One NFSv4.1 READDIR: (names, cookies, verifier, eof, size of the READDIR result)."""
+    args = v4.Packer().u64(cookie).fixed(verifier).u32(maxcount).u32(maxcount).bitmap([v4.A_TYPE]).bytes()
+    c.seq += 1
+    raw = c.raw_compound([v4.sequence(c.sessionid, c.seq), v4.putfh(fh), (v4.READDIR, args)])
+    u = v4.Unpacker(raw)
+    assert u.u32() == v4.OK
+    u.opaque()
+    u.u32()
+    u.u32(), u.u32(), u.fixed(16), u.u32(), u.u32(), u.u32(), u.u32(), u.u32()  # SEQUENCE
+    u.u32(), u.u32()  # PUTFH
+    start = u.offset
+    assert (u.u32(), u.u32()) == (v4.READDIR, v4.OK)
+    verifier = u.fixed(8)
+    names, cookies = [], []
+    while u.u32():
+        cookies.append(u.u64())
+        names.append(u.opaque())
+        u.bitmap()
+        u.opaque()
+    eof = u.u32()
+    return names, cookies, verifier, eof, u.offset - start
+
+
+def test_nfs4_readdir_honours_maxcount(nas_bin, tmp_path):
+    server, settings = limited_server(nas_bin, tmp_path)
+    try:
+        c, root = nfs4_session(settings["nfs_port"])
+        r = c.seq_compound([v4.putfh(root), v4.create_dir(b"many"), v4.getfh()])
+        directory = r[-1]["fh"]
+        for i in range(120):
+            assert c.seq_compound([v4.putfh(directory), v4.create_dir(b"entry-%03d" % i)]).status == v4.OK
+        seen, cookie, verifier, pages = [], 0, b"\0" * 8, 0
+        while True:
+            names, cookies, verifier, eof, size = readdir4(c, directory, cookie, verifier, 1024)
+            assert size <= 1024 and names
+            pages += 1
+            seen += names
+            if eof:
+                break
+            cookie = cookies[-1]
+        assert pages > 3 and sorted(seen) == [b"entry-%03d" % i for i in range(120)]
+        c.close()
+    finally:
+        assert server.stop() == 0
+
+
+def test_smb_query_directory_honours_the_output_buffer_length(smb_server):
+    from smbprotocol.connection import Connection
+    from smbprotocol.exceptions import SMBResponseException
+    from smbprotocol.file_info import FileInformationClass
+    from smbprotocol.open import CreateDisposition, CreateOptions, FileAttributes, ImpersonationLevel, Open, ShareAccess
+    from smbprotocol.session import Session
+    from smbprotocol.tree import TreeConnect
+
+    conn = Connection(uuid.uuid4(), "127.0.0.1", smb_server.port)
+    conn.connect()
+    try:
+        session = Session(conn, "alice", "secret1", require_encryption=False)
+        session.connect()
+        tree = TreeConnect(session, rf"\\127.0.0.1\data")
+        tree.connect()
+
+        def opened(name, directory, disposition):
+            handle = Open(tree, name)
+            handle.create(ImpersonationLevel.Impersonation, 0x0012019F,
+                          FileAttributes.FILE_ATTRIBUTE_DIRECTORY if directory else FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                          ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE, disposition,
+                          CreateOptions.FILE_DIRECTORY_FILE if directory else CreateOptions.FILE_NON_DIRECTORY_FILE)
+            return handle
+
+        opened("listed", True, CreateDisposition.FILE_OPEN_IF).close()
+        for i in range(100):
+            opened(f"listed\\file-{i:03d}.txt", False, CreateDisposition.FILE_OVERWRITE_IF).close()
+        listing = opened("listed", True, CreateDisposition.FILE_OPEN)
+        names, calls = [], 0
+        while True:
+            try:
+                page = listing.query_directory("*", FileInformationClass.FILE_NAMES_INFORMATION, max_output=512)
+            except SMBResponseException as error:
+                assert error.status == 0x80000006  # STATUS_NO_MORE_FILES
+                break
+            calls += 1
+            # FILE_NAMES_INFORMATION: 12 bytes and the name, 8-byte aligned, all within 512 bytes.
+            assert sum((12 + len(e["file_name"].get_value()) + 7) & ~7 for e in page) <= 512 + 7
+            names += [e["file_name"].get_value().decode("utf-16-le") for e in page]
+        listing.close()
+        assert calls > 5
+        assert sorted(n for n in names if n not in (".", "..")) == [f"file-{i:03d}.txt" for i in range(100)]
+    finally:
+        conn.disconnect()
