@@ -309,3 +309,45 @@ def test_smb_query_directory_honours_the_output_buffer_length(smb_server):
         assert sorted(n for n in names if n not in (".", "..")) == [f"file-{i:03d}.txt" for i in range(100)]
     finally:
         conn.disconnect()
+
+
+def test_slow_readers_cannot_grow_memory_past_the_in_flight_limit(nas_bin, tmp_path):
+    """30 clients each pipeline 64 READs of 1 MiB (from a host file, so every reply is a real
+    buffer) and never read a byte: each connection holds at most nfs_max_calls_per_connection
+    replies plus the send queue limit, so RSS stays bounded and new clients are served."""
+    from conftest import rss_bytes
+    from nfs_support import nfs_config
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(bytes(range(256)) * 4096 * 16)  # 16 MiB
+    config, port = nfs_config(tmp_path, mounts={"data": {"module": "io_uring", "path": str(share)}},
+                              nfs_max_calls_per_connection=4)
+    server = Server(nas_bin, config, tmp_path)
+    slow = []
+    try:
+        nfs = NFS(port, "/data")
+        handle = nfs.lookup(nfs.root, "big.bin")["resok"]["object"]["data"]
+        nfs.close()
+        padded = struct.pack(">I", len(handle)) + handle + b"\0" * ((4 - len(handle) % 4) % 4)
+        before = rss_bytes(server.proc.pid)
+        for client in range(30):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            calls = [record(rpc_call(i, 100003, 3, 6, padded + struct.pack(">QI", (i % 16) << 20, 1 << 20),
+                                     cred_flavor=1, cred=AUTH_SYS_ROOT)) for i in range(64)]
+            s.sendall(b"".join(calls))
+            slow.append(s)
+        import time
+        time.sleep(3)
+        grown = rss_bytes(server.proc.pid) - before
+        # 30 × (4 replies of 1 MiB + 4 MiB send queue) = 240 MiB at worst; without the limit
+        # (128 calls) it would be 30 × 64 MiB.
+        assert grown < 300 << 20, f"RSS grew by {grown >> 20} MiB"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(record(rpc_call(99, 100003, 3, 0)))
+            assert struct.unpack_from(">I", read_record(s))[0] == 99
+    finally:
+        for s in slow:
+            s.close()
+        assert server.stop() == 0
