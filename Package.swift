@@ -14,7 +14,7 @@ let package = Package(
         // The example VFS plugin, loaded with dlopen (libdmanoel-NAS_vfs_demofs.so).
         .library(name: "dmanoel-NAS_vfs_demofs", type: .dynamic, targets: ["DemoFS"]),
         // For the fuzz targets in Fuzz/ (a package of their own, built with -sanitize=fuzzer).
-        .library(name: "FuzzSurface", targets: ["HTTP", "S3", "Server", "ONCRPC"]),
+        .library(name: "FuzzSurface", targets: ["HTTP", "S3", "Server", "ONCRPC", "NFS3", "NFS4", "SMB", "MemFS", "VFS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

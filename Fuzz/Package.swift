@@ -6,7 +6,10 @@ import PackageDescription
 /// LLVMFuzzerTestOneInput and gets its main from libFuzzer.
 let package = Package(
     name: "dmanoel-NAS-fuzz",
-    dependencies: [.package(name: "dmanoel-NAS", path: "..")],
+    dependencies: [
+        .package(name: "dmanoel-NAS", path: ".."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
     targets: [
         .executableTarget(name: "fuzz-http-request", dependencies: [.product(name: "FuzzSurface", package: "dmanoel-NAS")],
                           path: "Sources/fuzz-http-request"),
@@ -22,5 +25,15 @@ let package = Package(
                           path: "Sources/fuzz-config"),
         .executableTarget(name: "fuzz-xdr", dependencies: [.product(name: "FuzzSurface", package: "dmanoel-NAS")],
                           path: "Sources/fuzz-xdr"),
+        // The whole server in-process, fed over loopback TCP (NFS port, SMB port).
+        .target(name: "FuzzWire", dependencies: [.product(name: "FuzzSurface", package: "dmanoel-NAS"),
+                                                 .product(name: "Logging", package: "swift-log")],
+                path: "Sources/FuzzWire"),
+        .executableTarget(name: "fuzz-nfs-rpc", dependencies: ["FuzzWire"], path: "Sources/fuzz-nfs-rpc"),
+        .executableTarget(name: "fuzz-smb", dependencies: ["FuzzWire"], path: "Sources/fuzz-smb"),
+        .executableTarget(name: "fuzz-nfs4-compound", dependencies: ["FuzzWire", .product(name: "FuzzSurface", package: "dmanoel-NAS")],
+                          path: "Sources/fuzz-nfs4-compound"),
+        .executableTarget(name: "fuzz-smb-auth", dependencies: [.product(name: "FuzzSurface", package: "dmanoel-NAS")],
+                          path: "Sources/fuzz-smb-auth"),
     ]
 )

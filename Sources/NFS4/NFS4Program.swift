@@ -13,6 +13,8 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
     let state: NFS4State
     let writeVerifier: UInt64
     let identities: NFS4Identities
+    /// Open stateids one client may hold (`server.nfs4_max_opens_per_client`).
+    let maxOpensPerClient: Int
     /// Statistics names: 0 NULL, 1 COMPOUND, then each operation at its own number.
     static let statNames: [String] = {
         var names = ["NULL", "COMPOUND", "-"]
@@ -33,8 +35,9 @@ public final class NFS4Program: RPCProgram, @unchecked Sendable {
     }
 
     public init(vfs: VirtualFileSystem, exports: NFSExports, leaseSeconds: UInt32 = 90, graceSeconds: UInt32 = 0,
-                identities: NFS4Identities = NFS4Identities()) {
+                identities: NFS4Identities = NFS4Identities(), maxOpensPerClient: Int = 16384) {
         self.identities = identities
+        self.maxOpensPerClient = maxOpensPerClient
         self.vfs = vfs
         self.exports = exports
         pseudo = NFS4PseudoFS(exports: exports.exports)

@@ -61,6 +61,8 @@ final class NFS4Client: @unchecked Sendable {
     var createSessionReply: [UInt8]?
     var reclaimComplete = false
     var sessions: [SessionID] = []
+    /// Open stateids this client holds (changed under the state tables' lock).
+    var openCount = 0
 
     init(id: UInt64, ownerID: [UInt8], verifier: UInt64, minor: UInt32, now: UInt64) {
         self.id = id
@@ -346,6 +348,7 @@ public final class NFS4State: @unchecked Sendable {
         t.states[entry.id] = entry
         if kind == .open {
             t.opens[OpenKey(owner: owner.id, file: file)] = entry
+            client.openCount += 1
         } else {
             t.states[entry.openID]?.locks.append(entry.id)
         }
@@ -355,9 +358,10 @@ public final class NFS4State: @unchecked Sendable {
 
     /// Removes a stateid (an open takes its lock stateids with it).
     func removeEntry(_ t: inout Tables, _ entry: NFS4StateEntry) {
-        t.states[entry.id] = nil
+        let present = t.states.removeValue(forKey: entry.id) != nil
         unindex(entry.id)
         if entry.kind == .open {
+            if present { entry.client.openCount -= 1 }
             let key = OpenKey(owner: entry.owner.id, file: entry.file)
             if t.opens[key] === entry { t.opens[key] = nil }
             for id in entry.locks {

@@ -15,13 +15,21 @@ public struct S3Settings: Sendable {
     public var region: String
     /// Virtual-hosted style: a Host of "BUCKET.<domain>" names the bucket.
     public var domain: String?
+    /// Largest PutObject / UploadPart body (EntityTooLarge past it); S3's own limit is 5 GiB.
+    public var maxPutSize: UInt64
+    /// Configured buckets limited to some users: bucket name → the user names that may use it.
+    /// A bucket not listed is open to every user with keys.
+    public var bucketUsers: [String: Set<String>]
 
-    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil) {
+    public init(buckets: [(name: String, path: String)], bucketRoot: String?, users: [S3User], region: String = "us-east-1", domain: String? = nil,
+                maxPutSize: UInt64 = 5 << 30, bucketUsers: [String: Set<String>] = [:]) {
         self.buckets = buckets
         self.bucketRoot = bucketRoot
         self.users = users
         self.region = region
         self.domain = domain
+        self.maxPutSize = maxPutSize
+        self.bucketUsers = bucketUsers
     }
 }
 
@@ -45,6 +53,8 @@ final class S3LoopState {
     /// loop's own thread by `S3Gateway.reload`, so requests read them without a lock.
     var signer: SigV4
     var buckets: [(name: String, path: String)]
+    /// Buckets limited to some users: bucket name → user names.
+    var bucketUsers: [String: Set<String>]
     var stats: ProtocolStats?
     var requests: UInt64 = 0
     var temporaries: UInt64 = 0
@@ -52,9 +62,10 @@ final class S3LoopState {
     var metadata: [FileHandle: CachedMetadata] = [:]
     let idPrefix: String
 
-    init(users: [String: S3User], buckets: [(name: String, path: String)], loop: Int) {
+    init(users: [String: S3User], buckets: [(name: String, path: String)], bucketUsers: [String: Set<String>], loop: Int) {
         signer = SigV4(users: users)
         self.buckets = buckets
+        self.bucketUsers = bucketUsers
         let random = UInt32.random(in: 0...UInt32.max)
         idPrefix = S3Gateway.padded(String(loop & 0xFF, radix: 16, uppercase: true), 2) + S3Gateway.padded(String(random, radix: 16, uppercase: true), 8)
     }
@@ -89,8 +100,6 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     private let states: [S3LoopState]
     /// Size of each VFS read or copy step.
     static let ioSize = 1 << 20
-    /// Largest single PUT (S3's own limit is 5 GiB; larger objects use multipart).
-    static let maxPutSize: UInt64 = 5 << 30
     /// Largest XML request body accepted (DeleteObjects of 1000 long keys fits).
     static let maxXMLBody = 2 << 20
 
@@ -98,7 +107,7 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
         self.vfs = vfs
         self.settings = settings
         let byKey = Self.byKey(settings.users)
-        states = (0..<max(1, loopCount)).map { S3LoopState(users: byKey, buckets: settings.buckets, loop: $0) }
+        states = (0..<max(1, loopCount)).map { S3LoopState(users: byKey, buckets: settings.buckets, bucketUsers: settings.bucketUsers, loop: $0) }
         super.init()
     }
 
@@ -110,10 +119,11 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
 
     /// Replaces the users and configured buckets of loop `index`; call it on that loop's
     /// thread (requests in progress keep the user they were authenticated as).
-    public func reload(loop index: Int, buckets: [(name: String, path: String)], users: [S3User]) {
+    public func reload(loop index: Int, buckets: [(name: String, path: String)], users: [S3User], bucketUsers: [String: Set<String>]) {
         let state = states[index % states.count]
         state.signer = SigV4(users: Self.byKey(users))
         state.buckets = buckets
+        state.bucketUsers = bucketUsers
     }
 
     /// The state of the loop running the caller.
@@ -150,8 +160,15 @@ public final class S3Gateway: HTTPResponder, @unchecked Sendable {
     private func authenticate(_ exchange: HTTPExchange, state: S3LoopState, requestID: String) throws(S3Error) -> S3Call {
         let address = try address(of: exchange.request)
         let verified = try state.signer.verify(exchange.request, rawPath: address.rawPath, query: address.query, now: Int64(time(nil)))
+        try checkBucketAccess(address.bucket, verified.user)
         return S3Call(exchange: exchange, user: verified.user, payload: verified.payload, bucket: address.bucket, key: address.key,
                       query: address.query, requestID: requestID, state: state)
+    }
+
+    /// A bucket limited to some users (`buckets.NAME.users`) refuses the others with AccessDenied.
+    func checkBucketAccess(_ bucket: String, _ user: S3User) throws(S3Error) {
+        guard !bucket.isEmpty, let allowed = currentState.bucketUsers[bucket], !allowed.contains(user.name) else { return }
+        throw .accessDenied
     }
 
     /// What a request addresses: its raw path (valid while the request is), query, bucket and key.

@@ -65,6 +65,7 @@ public struct NTStatus: Error, Equatable, Hashable, Sendable, CustomStringConver
     public static let fileTooLarge = NTStatus(0xC000_0904)
     public static let mediaWriteProtected = NTStatus(0xC000_00A2)
     public static let tooManyLinks = NTStatus(0xC000_0265)
+    public static let tooManyOpenedFiles = NTStatus(0xC000_011F)
     public static let notSameDevice = NTStatus(0xC000_00D4)
     public static let nameTooLong = NTStatus(0xC000_0106)
     public static let quotaExceeded = NTStatus(0xC000_0044)

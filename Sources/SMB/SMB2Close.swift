@@ -40,6 +40,7 @@ extension SMBConnection {
             open.notifyWatching = false
         }
         if let asyncID = open.pendingNotify { finishNotify(asyncID: asyncID, status: .notifyCleanup) }
+        if opens[open.id] === open { sessions[open.sessionID]?.openCount -= 1 }
         opens[open.id] = nil
         guard let file = open.fileState else { return false }
         open.fileState = nil

@@ -82,10 +82,16 @@ extension SMBConnection {
         if path.hasPrefix("\\") && !tree.isIPC { throw .invalidParameter }
         let contexts = contextsLength == 0 ? [:] : try Self.createContexts(reader, offset: contextsOffset, length: contextsLength)
         guard opens.count < Self.maxOpens else { throw .insufficientResources }
+        // The session's open count is reserved now, so CREATEs running at once cannot pass the limit together.
+        guard session.openCount < server.settings.maxOpensPerSession else { throw .tooManyOpenedFiles }
+        session.openCount += 1
+        var opened = false
+        defer { if !opened { session.openCount -= 1 } }
         if options & CreateOption.directory != 0 && options & CreateOption.nonDirectory != 0 { throw .invalidParameter }
 
         if tree.isIPC {
             try openPipe(&request, reply: reply, name: path, session: session, tree: tree)
+            opened = true
             return
         }
         var access = SMBAccess.expand(desired)
@@ -204,6 +210,7 @@ extension SMBConnection {
             open.deleteOnClose = true
         }
         opens[open.id] = open
+        opened = true
         request.producedFileID = open.id
         if action == CreateAction.created {
             postChange(in: parent, .added, name: open.name, isDirectory: isDirectory)

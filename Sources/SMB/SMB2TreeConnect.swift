@@ -27,11 +27,17 @@ extension SMBConnection {
         var shareFlags: UInt32 = ShareFlag.noCaching
         var maximalAccess = Self.fullAccess
         if name.uppercased() == "IPC$" {
-            tree = SMBTree(id: session.nextTreeID, share: nil, root: nil)
+            tree = SMBTree(id: session.nextTreeID, share: nil, root: nil, readOnly: true)
             shareFlags = 0
         } else {
             guard let share = server.share(named: name) else { throw .badNetworkName }
-            if session.user == nil && !share.guest { throw .accessDenied }
+            if let user = session.user {
+                // A share limited to some users (shares.NAME.users) refuses the others.
+                if let allowed = share.users, !allowed.contains(user.name) { throw .accessDenied }
+            } else if !share.guest {
+                throw .accessDenied
+            }
+            let readOnly = share.readOnly || session.user.map { share.readOnlyUsers.contains($0.name) } ?? false
             if share.encrypt && (session.encryptor == nil) { throw .accessDenied }
             let root: FileHandle
             do {
@@ -39,9 +45,9 @@ extension SMBConnection {
             } catch {
                 throw .badNetworkName
             }
-            tree = SMBTree(id: session.nextTreeID, share: share, root: root)
+            tree = SMBTree(id: session.nextTreeID, share: share, root: root, readOnly: readOnly)
             if share.encrypt { shareFlags |= ShareFlag.encryptData }
-            if share.readOnly { maximalAccess = Self.readAccess }
+            if readOnly { maximalAccess = Self.readAccess }
         }
         session.nextTreeID &+= 1
         session.trees[tree.id] = tree

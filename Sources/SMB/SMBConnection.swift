@@ -106,9 +106,10 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
         let raw = bytes.unsafeBytes
         var consumed = 0
         while raw.count - consumed >= 4 {
-            if requestsInFlight >= server.settings.maxRequestsInFlight {
+            if requestsInFlight >= server.settings.maxRequestsInFlight || connection.queuedBytes > Self.maxQueuedReplyBytes {
                 paused = true
                 connection.pauseReading()
+                resumeWhenAllowed()
                 break
             }
             let type = raw[consumed]
@@ -209,10 +210,28 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
 
     private func requestFinished() {
         requestsInFlight -= 1
-        if paused && requestsInFlight <= server.settings.maxRequestsInFlight / 2 {
-            paused = false
-            connection.resumeReading()
+        resumeWhenAllowed()
+    }
+
+    /// Reply bytes queued for a client that does not read them, past which no further request
+    /// is started until they have drained to half (so pipelined READs to a slow reader cannot
+    /// grow memory; a connection holds at most this plus its requests in flight).
+    static let maxQueuedReplyBytes = 4 << 20
+
+    /// Resumes a paused connection once half its requests have finished and its queued replies
+    /// have drained to half the limit (waiting for the drain when that is what is missing).
+    private func resumeWhenAllowed() {
+        guard paused, requestsInFlight <= server.settings.maxRequestsInFlight / 2, !connection.isClosing else { return }
+        guard connection.queuedBytes <= Self.maxQueuedReplyBytes / 2 else {
+            connection.onDrain(below: Self.maxQueuedReplyBytes / 2) { [weak self] in
+                guard let self, self.paused, !self.connection.isClosing,
+                      self.connection.queuedBytes <= Self.maxQueuedReplyBytes / 2 else { return }
+                self.resumeWhenAllowed()
+            }
+            return
         }
+        paused = false
+        connection.resumeReading()
     }
 
     // MARK: Requests

@@ -10,14 +10,21 @@ public struct SMBShare: Sendable {
     public let readOnly: Bool
     public let encrypt: Bool
     public let comment: String
+    /// The users who may connect (nil: every configured user).
+    public let users: Set<String>?
+    /// Users who get the share read-only.
+    public let readOnlyUsers: Set<String>
 
-    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false, comment: String = "") {
+    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false, comment: String = "",
+                users: Set<String>? = nil, readOnlyUsers: Set<String> = []) {
         self.name = name
         self.path = path
         self.guest = guest
         self.readOnly = readOnly
         self.encrypt = encrypt
         self.comment = comment
+        self.users = users
+        self.readOnlyUsers = readOnlyUsers
     }
 }
 
@@ -36,9 +43,12 @@ public struct SMBSettings: Sendable {
     public var maxCredits: Int
     /// Requests one connection may have running at once; past it the connection stops reading.
     public var maxRequestsInFlight: Int
+    /// Opens one session may hold; CREATE past it is STATUS_TOO_MANY_OPENED_FILES.
+    public var maxOpensPerSession: Int
 
     public init(shares: [SMBShare], users: [SMBUser], serverName: String = "DMANOEL-NAS", domain: String = "WORKGROUP",
-                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128) {
+                signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128,
+                maxOpensPerSession: Int = 16384) {
         self.shares = shares
         self.users = users
         self.serverName = serverName
@@ -47,6 +57,7 @@ public struct SMBSettings: Sendable {
         self.maxIOSize = maxIOSize
         self.maxCredits = maxCredits
         self.maxRequestsInFlight = maxRequestsInFlight
+        self.maxOpensPerSession = maxOpensPerSession
     }
 }
 

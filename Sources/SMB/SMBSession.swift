@@ -29,6 +29,8 @@ final class SMBSession {
     var encryptData = false
     var trees: [UInt32: SMBTree] = [:]
     var nextTreeID: UInt32 = 1
+    /// Opens this session holds (and CREATEs under way), against `SMBSettings.maxOpensPerSession`.
+    var openCount = 0
     /// Per-key nonce counter for encrypted replies; the random part makes nonces unique
     /// across sessions that happen to share nothing else.
     var nonceCounter: UInt64 = 0
@@ -80,15 +82,17 @@ final class SMBTree {
     let id: UInt32
     let share: SMBShare?
     let root: FileHandle?
+    /// The share is read-only, or read-only for this session's user.
+    let readOnly: Bool
 
-    init(id: UInt32, share: SMBShare?, root: FileHandle?) {
+    init(id: UInt32, share: SMBShare?, root: FileHandle?, readOnly: Bool) {
         self.id = id
         self.share = share
         self.root = root
+        self.readOnly = readOnly
     }
 
     var isIPC: Bool { share == nil }
-    var readOnly: Bool { share?.readOnly ?? true }
 }
 
 /// An open file, directory or pipe (MS-SMB2 §3.3.1.10).

@@ -28,13 +28,16 @@ extension NFS3Program {
         var used = 0, dirUsed = 0, fitting = 0
         var wires: [SignedHandle?] = []
         if plus { wires.reserveCapacity(page.entries.count) }
+        // ".." of the export's root is above the export: listed, but without its handle or attributes.
+        let atExportRoot = directory == request.export?.root
         for entry in page.entries {
             let base = 4 + 8 + XDREncoder.opaqueSize(entry.name.utf8.count) + 8
             var size = base
             var wire: SignedHandle?
+            let hidden = atExportRoot && entry.name == ".."
             if plus {
-                wire = entry.handle.map { request.wire($0) }
-                size += 4 + (entry.attributes == nil ? 0 : NFS3XDR.fattrSize) + 4 + (wire.map { XDREncoder.opaqueSize($0.count) } ?? 0)
+                wire = hidden ? nil : entry.handle.map { request.wire($0) }
+                size += 4 + (entry.attributes == nil || hidden ? 0 : NFS3XDR.fattrSize) + 4 + (wire.map { XDREncoder.opaqueSize($0.count) } ?? 0)
             }
             if used + size > budget || (plus && dirUsed + base > dircount) { break }
             used += size
@@ -58,7 +61,7 @@ extension NFS3Program {
                 encoder.string(entry.name)
                 encoder.uint64(entry.cookie)
                 if plus {
-                    NFS3XDR.postOp(&encoder, entry.attributes)
+                    NFS3XDR.postOp(&encoder, atExportRoot && entry.name == ".." ? nil : entry.attributes)
                     NFS3XDR.postOpHandle(&encoder, wires[index])
                 }
             }

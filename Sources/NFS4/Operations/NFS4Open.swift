@@ -81,6 +81,9 @@ extension NFS4Compound {
         let (owner, client) = try state.withTables { t throws(NFS4Error) -> (NFS4Owner, NFS4Client) in
             let client = try state.client(&t, clientid)
             guard client.confirmed else { throw .status(.staleClientid) }
+            // Too many opens: 4.0 has RESOURCE for it; 4.1 dropped RESOURCE, and DELAY is what
+            // a server short of state answers there (the client retries once it has closed some).
+            guard client.openCount < program.maxOpensPerClient else { throw .status(minor == 0 ? .resource : .delay) }
             let owner = state.owner(&t, clientid: clientid, bytes: ownerBytes, lock: false)
             try checkSeqid(owner, seqid)
             return (owner, client)

@@ -10,11 +10,18 @@ public struct RPCLimits: Sendable {
     /// Seconds a started record may take to arrive in full; a client that sends half a record
     /// and stalls (slowloris) has its connection closed after this.
     public var recordTimeout: Double
+    /// Reply bytes a connection may have queued for a client that does not read them; past it
+    /// no further call is started (pipelined ones wait in the receive buffer) until the queue
+    /// has drained to half. A connection's memory is then bounded by this plus its calls in
+    /// flight, whatever the client pipelines.
+    public var maxQueuedReplyBytes: Int
 
-    public init(maxRecordSize: Int = 4 * 1024 * 1024, maxCallsInFlight: Int = 128, recordTimeout: Double = 30) {
+    public init(maxRecordSize: Int = 4 * 1024 * 1024, maxCallsInFlight: Int = 128, recordTimeout: Double = 30,
+                maxQueuedReplyBytes: Int = 4 * 1024 * 1024) {
         self.maxRecordSize = maxRecordSize
         self.maxCallsInFlight = maxCallsInFlight
         self.recordTimeout = recordTimeout
+        self.maxQueuedReplyBytes = maxQueuedReplyBytes
     }
 }
 
@@ -51,10 +58,12 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
         var incomplete = false
         let raw = bytes.unsafeBytes
         while raw.count - consumed >= 4 {
-            if callsInFlight >= limits.maxCallsInFlight {
-                // Leave the rest buffered; it is offered again when calls finish.
+            if callsInFlight >= limits.maxCallsInFlight || connection.queuedBytes > limits.maxQueuedReplyBytes {
+                // Leave the rest buffered; it is offered again when calls finish and the
+                // replies have drained.
                 paused = true
                 connection.pauseReading()
+                resumeWhenAllowed(connection)
                 break
             }
             let mark = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: consumed, as: UInt32.self))
@@ -78,9 +87,11 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
                 let record = fragments
                 fragments = []
                 dispatchCopied(record, connection: connection)
-                continue
+            } else {
+                dispatch(bytes.slice(start..<(start + length)), connection: connection)
             }
-            dispatch(bytes.slice(start..<(start + length)), connection: connection)
+            // A record that was not a call closed the connection: nothing after it is served.
+            if connection.isClosing { return raw.count }
         }
         if incomplete || (!paused && raw.count - consumed > 0 && raw.count - consumed < 4) {
             if partialSince == 0 {
@@ -219,10 +230,23 @@ public final class RPCConnection: ConnectionHandler, @unchecked Sendable {
 
     private func callFinished(_ connection: Connection) {
         callsInFlight -= 1
-        if paused && callsInFlight <= limits.maxCallsInFlight / 2 {
-            paused = false
-            connection.resumeReading()
+        resumeWhenAllowed(connection)
+    }
+
+    /// Resumes a paused connection once half its calls have finished and its queued replies
+    /// have drained to half the limit (waiting for the drain when that is what is missing).
+    private func resumeWhenAllowed(_ connection: Connection) {
+        guard paused, callsInFlight <= limits.maxCallsInFlight / 2, !connection.isClosing else { return }
+        guard connection.queuedBytes <= limits.maxQueuedReplyBytes / 2 else {
+            connection.onDrain(below: limits.maxQueuedReplyBytes / 2) { [weak self, weak connection] in
+                guard let self, let connection, self.paused, !connection.isClosing,
+                      connection.queuedBytes <= self.limits.maxQueuedReplyBytes / 2 else { return }
+                self.resumeWhenAllowed(connection)
+            }
+            return
         }
+        paused = false
+        connection.resumeReading()
     }
 
     /// The address without the port: retransmissions may come from a new connection.

@@ -47,6 +47,10 @@ public final class Connection {
     private var readPaused = false
     /// Set by the handler (too much work in flight): no receive is armed until it resumes.
     private var handlerPaused = false
+    /// How deep the handler is inside `received` (it may resume reading from there): a `close`
+    /// it makes there must not release the receive buffer under it (it may still read the
+    /// slice, or retain it for the next record); the close completes when the handler returns.
+    private var delivering = 0
 
     // Send side.
     /// Queued output: a range of a pooled buffer (manually counted) or of memory kept alive by
@@ -184,7 +188,9 @@ public final class Connection {
         receiveEnd += Int(result)
         loop.bytesIn &+= UInt64(result)
         if !closeRequested, let buffer = receiveBuffer, let handler {
+            delivering += 1
             let consumed = handler.received(ByteSlice(buffer: buffer, range: receiveStart..<receiveEnd), on: self)
+            delivering -= 1
             precondition(consumed >= 0 && consumed <= receiveEnd - receiveStart, "handler consumed more than it was given")
             receiveStart += consumed
             if receiveStart == receiveEnd { wantedBytes = 0 }
@@ -207,9 +213,15 @@ public final class Connection {
         guard handlerPaused else { return }
         handlerPaused = false
         if !closeRequested, let buffer = receiveBuffer, let handler, receiveStart < receiveEnd {
+            delivering += 1
             let consumed = handler.received(ByteSlice(buffer: buffer, range: receiveStart..<receiveEnd), on: self)
+            delivering -= 1
             precondition(consumed >= 0 && consumed <= receiveEnd - receiveStart, "handler consumed more than it was given")
             receiveStart += consumed
+        }
+        if closeRequested {
+            if delivering == 0 { finishClose() }
+            return
         }
         armReceive()
     }
@@ -386,7 +398,7 @@ public final class Connection {
                 Glibc.shutdown(fd, Int32(SHUT_RD))
             }
         }
-        finishClose()
+        if delivering == 0 { finishClose() }
     }
 
     /// Completes a close once no operation is in flight and no output is left to send.

@@ -38,7 +38,8 @@ extension S3Gateway {
 
     func listBuckets(_ call: S3Call) async throws(S3Error) {
         var entries: [(name: String, created: Timespec)] = []
-        for bucket in currentState.buckets {
+        let state = currentState
+        for bucket in state.buckets where state.bucketUsers[bucket.name].map({ $0.contains(call.user.name) }) ?? true {
             if let (_, attributes) = try? await vfs.resolve(bucket.path), attributes.type == .directory {
                 entries.append((bucket.name, attributes.birthTime == .zero ? attributes.ctime : attributes.birthTime))
             }

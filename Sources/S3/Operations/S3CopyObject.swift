@@ -26,6 +26,7 @@ extension S3Gateway {
         }
         let bucket = String(trimmed[..<slash])
         let key = String(trimmed[trimmed.index(after: slash)...])
+        try checkBucketAccess(bucket, call.user)
         let root = try await bucketDirectory(bucket)
         let path = try ObjectPath(key)
         let handle: FileHandle

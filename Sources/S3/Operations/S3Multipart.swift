@@ -145,7 +145,7 @@ extension S3Gateway {
         let upload = try await upload(call.query["uploadId"], root: root, key: call.key, credentials: call.credentials)
         let payload = try S3Payload(call.exchange, protection: call.payload)
         defer { payload.close() }
-        if let declared = payload.declaredLength, declared > Self.maxPutSize { throw .entityTooLarge }
+        if let declared = payload.declaredLength, declared > settings.maxPutSize { throw .entityTooLarge }
         let (temporary, handle) = try await createTemporary(in: upload.directory, state: call.state, credentials: call.credentials)
         do throws(S3Error) {
             let (count, synced) = try await writeBody(payload, to: handle, credentials: call.credentials)

@@ -71,6 +71,7 @@ extension S3Gateway {
             }
             user = try state.signer.verifyPolicyV2(accessKey: accessKey, policy: policy, signature: signature)
         }
+        try checkBucketAccess(address.bucket, user)
 
         // What the policy allows.
         guard var key = form["key"], !key.isEmpty else { throw .invalidArgument("Bucket POST must contain a field named 'key'.") }

@@ -13,7 +13,7 @@ extension S3Gateway {
         var metadata = try ObjectMetadata.fromRequest(call.request)
         let payload = try S3Payload(call.exchange, protection: call.payload)
         defer { payload.close() }
-        if let declared = payload.declaredLength, declared > Self.maxPutSize { throw .entityTooLarge }
+        if let declared = payload.declaredLength, declared > settings.maxPutSize { throw .entityTooLarge }
 
         // A "folder/" object is a directory; its content and metadata go in a hidden file in it.
         let parent = try await makeDirectories(root, path.isDirectory ? path.components[...] : path.parents, credentials: call.credentials)
@@ -41,6 +41,8 @@ extension S3Gateway {
         var offset: UInt64 = 0
         var synced: Attributes?
         while let piece = try await payload.next() {
+            // A body without a declared length (chunked) is cut off where a declared one is refused.
+            guard offset + UInt64(piece.count) <= settings.maxPutSize else { throw .entityTooLarge }
             let last = payload.declaredLength == offset + UInt64(piece.count)
             do {
                 let result = try await vfs.write(handle, offset: offset, data: piece, stability: last ? .fileSync : .unstable, credentials: credentials)

@@ -117,13 +117,15 @@ public struct Configuration: Sendable, Equatable {
            let rootValue = try serverValue.section("the server settings", keys: ServerSettings.keys, example: #""server": { "threads": 4 }"#)["s3_bucket_root"] {
             server.s3BucketRoot = try NamespacePath.check(rootValue, mounts: mounts)
         }
+        // Users first: shares and buckets may name them.
+        let users = try UserSettings.decodeAll(top["users"])
         return Configuration(
             server: server,
             mounts: mounts,
             exports: try ExportSettings.decodeAll(top["exports"], mounts: mounts),
-            shares: try ShareSettings.decodeAll(top["shares"], mounts: mounts),
-            buckets: try BucketSettings.decodeAll(top["buckets"], mounts: mounts),
-            users: try UserSettings.decodeAll(top["users"]))
+            shares: try ShareSettings.decodeAll(top["shares"], mounts: mounts, users: users),
+            buckets: try BucketSettings.decodeAll(top["buckets"], mounts: mounts, users: users),
+            users: users)
     }
 
     private static func syntaxError(_ error: JSONParseError, source: String) -> ConfigError {

@@ -30,6 +30,7 @@ import Runtime
 /// | `max_connections_per_client` | `RuntimeDefaults.maxConnectionsPerClient` (1000), per address |
 /// | `nfs4_lease_seconds` | 90 (1 to 3600): NFSv4 state of a silent client expires after it |
 /// | `nfs4_grace_seconds` | 0 = off: after a start, only NFSv4 reclaims take state for this long |
+/// | `nfs_max_*`, `nfs4_max_*`, `smb_max_*`, `s3_max_*` | per-protocol limits: see ``LimitSettings`` |
 ///
 /// `threads` and `delegation_threads` accept 1 to 1024, `spin_ns` 0 to 1000000000 (one second),
 /// `smb_multichannel[].speed` 1 to 100000 (Gbit/s). A plugin's `config` is optional and passed
@@ -92,6 +93,8 @@ public struct ServerSettings: Sendable, Equatable {
     /// NFSv4 grace period after a start (`nfs4_grace_seconds`): only reclaims take state
     /// during it; 0 turns it off.
     public var nfs4GraceSeconds: Int = 0
+    /// Per-protocol request, in-flight and open limits.
+    public var limits = LimitSettings()
 
     public init(
         threads: Int? = nil,
@@ -181,7 +184,7 @@ extension ServerSettings {
         "portmap_port", "smb_port", "s3_port", "admin_port", "metrics_port", "io", "poll_mode", "spin_ns",
         "state_dir", "s3_bucket_root", "s3_domain", "max_connections", "max_connections_per_client", "request_timeout_s", "shutdown_timeout_s",
         "nfs4_lease_seconds", "nfs4_grace_seconds",
-    ]
+    ] + LimitSettings.keys
 
     static func decode(_ value: ConfigValue?) throws(ConfigError) -> ServerSettings {
         var settings = ServerSettings()
@@ -217,6 +220,7 @@ extension ServerSettings {
             "nfs4_grace_seconds", in: 0...3600, default: 0, example: "0",
             hint: "Use 0 (no grace period) to 3600 seconds.")
         settings.pollMode = try section.choice("poll_mode", default: RuntimeDefaults.pollMode)
+        settings.limits = try LimitSettings.decode(section)
         if let stateValue = section["state_dir"] {
             let directory = try stateValue.string(example: "/var/lib/dmanoel-nas")
             guard directory.hasPrefix("/") else {
@@ -350,6 +354,7 @@ extension ServerSettings {
         object["max_connections_per_client"] = .number(Double(maxConnectionsPerClient))
         if nfs4LeaseSeconds != 90 { object["nfs4_lease_seconds"] = .number(Double(nfs4LeaseSeconds)) }
         if nfs4GraceSeconds != 0 { object["nfs4_grace_seconds"] = .number(Double(nfs4GraceSeconds)) }
+        limits.encode(into: &object)
         return .object(object)
     }
 

@@ -1,8 +1,9 @@
 /// One SMB share (the `shares` section): a path in the server's namespace offered under a name.
 ///
 /// Defaults: `guest` false (only configured users may connect), `read_only` false, `encrypt`
-/// false (when true the share requires SMB3 encryption). Share names follow Windows rules and
-/// are compared without case (see ``ConfigNames``).
+/// false (when true the share requires SMB3 encryption), `users` absent (every configured user
+/// may connect), `read_only_users` empty. Share names follow Windows rules and are compared
+/// without case (see ``ConfigNames``).
 public struct ShareSettings: Sendable, Equatable {
     public var name: String
     /// A path in the server's namespace, like "/memfs".
@@ -12,22 +13,29 @@ public struct ShareSettings: Sendable, Equatable {
     public var readOnly: Bool
     /// Require SMB3 encryption on this share.
     public var encrypt: Bool
+    /// The users who may connect (nil: every configured user); guests as `guest` says.
+    public var users: [String]?
+    /// Users who may connect but only read, whatever `read_only` says.
+    public var readOnlyUsers: [String]
 
-    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false) {
+    public init(name: String, path: String, guest: Bool = false, readOnly: Bool = false, encrypt: Bool = false,
+                users: [String]? = nil, readOnlyUsers: [String] = []) {
         self.name = name
         self.path = path
         self.guest = guest
         self.readOnly = readOnly
         self.encrypt = encrypt
+        self.users = users
+        self.readOnlyUsers = readOnlyUsers
     }
 }
 
 // MARK: Reading and writing
 
 extension ShareSettings {
-    static let keys = ["path", "guest", "read_only", "encrypt"]
+    static let keys = ["path", "guest", "read_only", "encrypt", "users", "read_only_users"]
 
-    static func decodeAll(_ value: ConfigValue?, mounts: [MountSettings]) throws(ConfigError) -> [ShareSettings] {
+    static func decodeAll(_ value: ConfigValue?, mounts: [MountSettings], users: [UserSettings]) throws(ConfigError) -> [ShareSettings] {
         guard let value else { return [] }
         var shares: [ShareSettings] = []
         for (name, entryValue) in try value.map(of: "SMB shares", example: #""shares": { "data": { "path": "/data" } }"#) {
@@ -42,12 +50,17 @@ extension ShareSettings {
                 name: name, path: path,
                 guest: try entry.bool("guest", default: false),
                 readOnly: try entry.bool("read_only", default: false),
-                encrypt: try entry.bool("encrypt", default: false)))
+                encrypt: try entry.bool("encrypt", default: false),
+                users: try entry.userNames("users", known: users),
+                readOnlyUsers: try entry.userNames("read_only_users", known: users) ?? []))
         }
         return shares
     }
 
     func jsonValue() -> JSONValue {
-        ["path": .string(path), "guest": .bool(guest), "read_only": .bool(readOnly), "encrypt": .bool(encrypt)]
+        var object: JSONObject = ["path": .string(path), "guest": .bool(guest), "read_only": .bool(readOnly), "encrypt": .bool(encrypt)]
+        if let users { object["users"] = .array(users.map { .string($0) }) }
+        if !readOnlyUsers.isEmpty { object["read_only_users"] = .array(readOnlyUsers.map { .string($0) }) }
+        return .object(object)
     }
 }

@@ -210,8 +210,9 @@ public final class NASServer: ServerControl, @unchecked Sendable {
         if let gateway = s3Gateway {
             let buckets = S3Service.buckets(new)
             let users = S3Service.users(new)
+            let bucketUsers = S3Service.bucketUsers(new)
             for (index, loop) in group.loops.enumerated() {
-                loop.execute { gateway.reload(loop: index, buckets: buckets, users: users) }
+                loop.execute { gateway.reload(loop: index, buckets: buckets, users: users, bucketUsers: bucketUsers) }
             }
         }
         applied.withLock {

@@ -63,10 +63,13 @@ enum NFSService {
         let nfs4 = NFS4Program(vfs: vfs, exports: exports, leaseSeconds: UInt32(configuration.server.nfs4LeaseSeconds),
                                 graceSeconds: UInt32(configuration.server.nfs4GraceSeconds),
                                 identities: NFS4Identities(users: Dictionary(configuration.users.map { ($0.name, (uid: $0.uid, gid: $0.gid)) },
-                                                                             uniquingKeysWith: { first, _ in first })))
+                                                                             uniquingKeysWith: { first, _ in first })),
+                                maxOpensPerClient: configuration.server.limits.nfs4MaxOpensPerClient)
         let mount = MountProgram(exports: exports, vfs: vfs)
         let host = configuration.server.bind.description
-        let limits = RPCLimits(recordTimeout: Double(configuration.server.requestTimeoutSeconds))
+        let configured = configuration.server.limits
+        let limits = RPCLimits(maxRecordSize: configured.nfsMaxRecordBytes, maxCallsInFlight: configured.nfsMaxCallsPerConnection,
+                               recordTimeout: Double(configuration.server.requestTimeoutSeconds))
         // The NFS port is known only once bound (port 0 in tests): portmap learns it then.
         let portmap = Portmap()
         let cache = DuplicateRequestCache()

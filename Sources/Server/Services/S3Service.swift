@@ -10,7 +10,8 @@ enum S3Service {
     static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> (Listener, S3Gateway) {
         let users = users(configuration)
         let settings = S3Settings(buckets: buckets(configuration),
-                                  bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain)
+                                  bucketRoot: configuration.server.s3BucketRoot, users: users, domain: configuration.server.s3Domain,
+                                  maxPutSize: configuration.server.limits.s3MaxPutBytes, bucketUsers: bucketUsers(configuration))
         let gateway = S3Gateway(vfs: vfs, settings: settings, loopCount: group.loops.count)
         var limits = HTTPLimits()
         limits.headTimeout = Double(configuration.server.requestTimeoutSeconds)
@@ -42,5 +43,11 @@ enum S3Service {
 
     static func buckets(_ configuration: Configuration) -> [(name: String, path: String)] {
         configuration.buckets.map { ($0.name, $0.path) }
+    }
+
+    /// Buckets limited to some users (`buckets.NAME.users`): bucket name → user names.
+    static func bucketUsers(_ configuration: Configuration) -> [String: Set<String>] {
+        Dictionary(configuration.buckets.compactMap { bucket in bucket.users.map { (bucket.name, Set($0)) } },
+                   uniquingKeysWith: { first, _ in first })
     }
 }

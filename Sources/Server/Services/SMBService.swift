@@ -9,7 +9,11 @@ import VFS
 enum SMBService {
     static func start(_ configuration: Configuration, vfs: VirtualFileSystem, group: LoopGroup, logger: Logger) throws(ServerError) -> (Listener, SMBServer) {
         let shares = shares(configuration)
-        let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users(configuration, logger: logger)))
+        let limits = configuration.server.limits
+        let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users(configuration, logger: logger),
+                                                               maxIOSize: limits.smbMaxIOBytes, maxCredits: limits.smbMaxCredits,
+                                                               maxRequestsInFlight: limits.smbMaxRequestsPerConnection,
+                                                               maxOpensPerSession: limits.smbMaxOpensPerSession))
         let host = configuration.server.bind.description
         let listener: Listener
         do {
@@ -23,7 +27,8 @@ enum SMBService {
 
     static func shares(_ configuration: Configuration) -> [SMBShare] {
         configuration.shares.map {
-            SMBShare(name: $0.name, path: $0.path, guest: $0.guest, readOnly: $0.readOnly, encrypt: $0.encrypt)
+            SMBShare(name: $0.name, path: $0.path, guest: $0.guest, readOnly: $0.readOnly, encrypt: $0.encrypt,
+                     users: $0.users.map(Set.init), readOnlyUsers: Set($0.readOnlyUsers))
         }
     }
 
