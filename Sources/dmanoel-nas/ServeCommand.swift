@@ -85,10 +85,16 @@ struct ServeCommand: ParsableCommand {
             throw ExitCode(1)
         }
 
+        // With the console on a terminal, SIGHUP is the terminal going away (a closed window, a
+        // killed tmux session): the server stops, as a foreground program does. Without one it
+        // is the daemon convention: read the configuration again.
+        let hangupStops = fullScreen || ((plain || console == true) && isatty(1) == 1)
+
         func stopRequested() -> Bool {
             var pending = sigset_t()
             sigpending(&pending)
             if sigismember(&pending, SIGHUP) == 1 {
+                if hangupStops { return true }
                 var hangup = sigset_t()
                 sigemptyset(&hangup)
                 sigaddset(&hangup, SIGHUP)

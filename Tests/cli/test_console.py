@@ -273,3 +273,21 @@ def test_console_under_smb_load_shows_smb_rates(nas_bin, tmp_path):
         term.type("q")
     finally:
         term.close()
+
+
+def test_console_stops_when_its_terminal_goes_away(nas_bin, tmp_path):
+    """Killing the terminal (SIGHUP to the foreground server) stops a console server: SIGHUP
+    means "read the configuration again" only for a server without a console."""
+    config = config_on_free_ports(tmp_path, threads=1)
+    term = Tmux(f"exec {nas_bin} serve --console --interval 0.2 --config {config}")
+    try:
+        assert wait_for(lambda: "NFSv3" in term.screen() or "loop" in term.screen().lower()), term.screen()
+        pids = subprocess.run(["pgrep", "-f", f"serve --console --interval 0.2 --config {config}"],
+                              capture_output=True, text=True).stdout.split()
+        assert len(pids) == 1, pids
+    finally:
+        term.close()
+    stopped = wait_for(lambda: subprocess.run(["kill", "-0", pids[0]], capture_output=True).returncode != 0, timeout=10)
+    if not stopped:
+        subprocess.run(["kill", "-9", pids[0]], capture_output=True)
+    assert stopped, "the console server outlived its terminal"
