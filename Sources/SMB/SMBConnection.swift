@@ -84,6 +84,10 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
 
     private var requestsInFlight = 0
     private var paused = false
+    /// When the frame now arriving started to (0: none is partly here), and the timer that
+    /// enforces `frameTimeout` on it.
+    private var partialSince: UInt64 = 0
+    private var frameTimer: TimerID?
     private var freeReplies: [SMBReply] = []
     private(set) var stats: ProtocolStats?
 
@@ -138,10 +142,37 @@ final class SMBConnection: ConnectionHandler, @unchecked Sendable {
             dispatch(frame)
             if connection.isClosing { return raw.count }
         }
+        if !paused && raw.count > consumed {
+            if partialSince == 0 {
+                partialSince = monotonicNanoseconds()
+                scheduleFrameCheck(connection)
+            }
+        } else {
+            partialSince = 0
+        }
         return consumed
     }
 
+    /// Closes the connection if a frame has been arriving for longer than `frameTimeout`
+    /// (a client that sends half a frame and stalls holds a connection and its buffer).
+    private func scheduleFrameCheck(_ connection: Connection) {
+        guard frameTimer == nil else { return }
+        let timeout = server.settings.frameTimeout
+        frameTimer = connection.loop.schedule(afterNanoseconds: UInt64(max(0.05, timeout / 4) * 1e9)) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.frameTimer = nil
+            guard self.partialSince != 0, !connection.isClosing else { return }
+            if Double(monotonicNanoseconds() &- self.partialSince) / 1e9 > timeout {
+                connection.close(error: ETIMEDOUT)
+            } else {
+                self.scheduleFrameCheck(connection)
+            }
+        }
+    }
+
     override func closed(_ connection: Connection, error: Int32) {
+        if let frameTimer { connection.loop.cancel(frameTimer) }
+        frameTimer = nil
         // Other clients may wait on these opens' oplocks and share modes; blocked LOCKs of
         // this connection end.
         for messageID in Array(blockedLocks.keys) { _ = cancelBlockedLock(messageID: messageID) }

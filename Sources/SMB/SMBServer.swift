@@ -45,10 +45,13 @@ public struct SMBSettings: Sendable {
     public var maxRequestsInFlight: Int
     /// Opens one session may hold; CREATE past it is STATUS_TOO_MANY_OPENED_FILES.
     public var maxOpensPerSession: Int
+    /// Seconds a client has to finish a frame it started sending; slower senders are
+    /// disconnected (slowloris).
+    public var frameTimeout: Double
 
     public init(shares: [SMBShare], users: [SMBUser], serverName: String = "DMANOEL-NAS", domain: String = "WORKGROUP",
                 signingRequired: Bool = false, maxIOSize: Int = 8 << 20, maxCredits: Int = 8192, maxRequestsInFlight: Int = 128,
-                maxOpensPerSession: Int = 16384) {
+                maxOpensPerSession: Int = 16384, frameTimeout: Double = 30) {
         self.shares = shares
         self.users = users
         self.serverName = serverName
@@ -58,6 +61,7 @@ public struct SMBSettings: Sendable {
         self.maxCredits = maxCredits
         self.maxRequestsInFlight = maxRequestsInFlight
         self.maxOpensPerSession = maxOpensPerSession
+        self.frameTimeout = frameTimeout
     }
 }
 

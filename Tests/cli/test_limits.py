@@ -55,8 +55,9 @@ def test_connections_over_the_per_client_limit_are_closed(nas_bin, tmp_path):
 
 
 def test_half_sent_requests_are_cut_after_the_request_timeout(nas_bin, tmp_path):
-    """Slowloris: half an RPC record on the NFS port and half an HTTP head on the S3 port are
-    disconnected after server.request_timeout_s, while a complete request still works."""
+    """Slowloris: half an RPC record on the NFS port, half an HTTP head on the S3 port and half a
+    NetBIOS frame on the SMB port are disconnected after server.request_timeout_s, while a
+    complete request still works."""
     import json
     import time
 
@@ -68,8 +69,12 @@ def test_half_sent_requests_are_cut_after_the_request_timeout(nas_bin, tmp_path)
         rpc.sendall(bytes.fromhex("80000028" "00000001"))  # a record mark for 40 bytes, then 4 of them
         http = socket.create_connection(("127.0.0.1", settings["s3_port"]), timeout=10)
         http.sendall(b"GET /bucket/key HTTP/1.1\r\nHost: x\r\n")  # no blank line, ever
+        smb = socket.create_connection(("127.0.0.1", settings["smb_port"]), timeout=10)
+        smb.sendall(bytes.fromhex("00000064") + b"\xfeSMB")  # a NetBIOS frame of 100 bytes, 4 of them
         started = time.monotonic()
         assert rpc.recv(1) == b""
+        assert time.monotonic() - started < 8
+        assert smb.recv(1) == b""
         assert time.monotonic() - started < 8
         answer = http.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer

@@ -13,7 +13,8 @@ enum SMBService {
         let server = SMBServer(vfs: vfs, settings: SMBSettings(shares: shares, users: users(configuration, logger: logger),
                                                                maxIOSize: limits.smbMaxIOBytes, maxCredits: limits.smbMaxCredits,
                                                                maxRequestsInFlight: limits.smbMaxRequestsPerConnection,
-                                                               maxOpensPerSession: limits.smbMaxOpensPerSession))
+                                                               maxOpensPerSession: limits.smbMaxOpensPerSession,
+                                                               frameTimeout: Double(configuration.server.requestTimeoutSeconds)))
         let host = configuration.server.bind.description
         let listener: Listener
         do {
