@@ -135,6 +135,15 @@ package final class DescriptorCache<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Drops every entry `predicate` selects (a linear scan of at most `capacity` entries).
+    /// Any cached descriptor whose key satisfies `predicate` (a scan of at most `capacity`
+    /// keys; for rare operations such as COMMIT that can use whichever descriptor is open).
+    package func first(where predicate: (Key) -> Bool) -> Descriptor? {
+        state.withLock { s in
+            for (key, slot) in s.index where predicate(key) { return s.slots[slot].value }
+            return nil
+        }
+    }
+
     package func removeAll(where predicate: (Key, Descriptor) -> Bool) {
         var dropped: [Descriptor] = []
         state.withLock { s in

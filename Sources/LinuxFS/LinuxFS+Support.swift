@@ -159,6 +159,19 @@ extension LinuxFS {
 
     // MARK: Open files
 
+    /// Any open descriptor of a regular file, for an operation that needs no permission
+    /// (fsync): a cached one of any credentials, writable first, else one opened as the server.
+    package func anyOpenFile(_ handle: FileHandle) throws(VFSError) -> Descriptor {
+        if let cached = cachedOpenFile(handle) { return cached }
+        return try openFile(handle, .root, writable: false)
+    }
+
+    /// A cached open descriptor of `handle` of any credentials, writable first (it is the one
+    /// that wrote what a COMMIT makes durable).
+    package func cachedOpenFile(_ handle: FileHandle) -> Descriptor? {
+        files.first(where: { $0.handle == handle && $0.writable }) ?? files.first(where: { $0.handle == handle })
+    }
+
     /// A descriptor of a regular file open for reading or writing, opened with `credentials`
     /// (the kernel's permission check) on a miss.
     package func openFile(_ handle: FileHandle, _ credentials: Credentials, writable: Bool) throws(VFSError) -> Descriptor {
@@ -240,14 +253,16 @@ extension LinuxFS {
     }
 
     /// Makes the object with umask 0 on this thread (the client applied its own umask):
-    /// returns the open descriptor for a regular file, 0 for others, or -errno.
+    /// returns the open descriptor for a regular file (read-write), 0 for others, or -errno.
     static func make(_ kind: CreateKind, _ name: String, in dir: Int32, permissions: UInt32) -> Int32 {
         let saved = lfs_thread_umask_zero()
         defer { if saved >= 0 { lfs_thread_umask_restore(UInt32(saved)) } }
         return name.withCString { cName -> Int32 in
             switch kind {
             case .regular:
-                return lfs_openat2(dir, cName, lfs_O_CREAT | lfs_O_EXCL | lfs_O_RDONLY | lfs_O_NOFOLLOW, permissions, resolveBeneath)
+                // Read-write: the creator nearly always writes next, and this descriptor then
+                // serves those writes without a reopen (see `create`).
+                return lfs_openat2(dir, cName, lfs_O_CREAT | lfs_O_EXCL | lfs_O_RDWR | lfs_O_NOFOLLOW, permissions, resolveBeneath)
             case .directory:
                 return lfs_mkdirat(dir, cName, permissions)
             case let .symlink(target):

@@ -291,6 +291,13 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
                 }
                 let st = try lfs_stat.of(child.fd, birthTime: true)
                 self.nodes.insert(handle, child)
+                // The new regular file's descriptor is read-write: when its owner (the creator)
+                // may write it, it is also the creator's writable descriptor, so the WRITE that
+                // follows a CREATE needs no reopen on a delegation thread. A later chmod/chown
+                // drops it (setattr), as for any cached descriptor.
+                if case .regular = kind, initial.uid == nil, initial.gid == nil, st.uid == credentials.uid, st.mode & 0o200 != 0 {
+                    _ = self.files.insert(OpenKey(handle: handle, credentials: credentials, writable: true), child)
+                }
                 return CreateResult(handle: handle, attributes: st.attributes(.all),
                                     directory: DirectoryChange(before: before, after: try self.stat(dir, birthTime: true).attributes(.all)),
                                     created: true)
@@ -336,7 +343,7 @@ open class LinuxFS: FileSystemBackend, @unchecked Sendable {
         try await blocking { () throws(VFSError) -> Attributes in
             let object = try self.node(handle)
             if object.type == .regular {
-                try check(lfs_fsync(try self.openFile(handle, .root, writable: false).fd, 0))
+                try check(lfs_fsync(try self.anyOpenFile(handle).fd, 0))
             } else if object.type == .directory {
                 // Entries created, renamed or removed in it are durable once it is synced.
                 let fd = openat(object.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)

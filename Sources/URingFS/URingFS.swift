@@ -62,7 +62,12 @@ public final class URingFS: LinuxFS, @unchecked Sendable {
         }
         let file: Descriptor
         do {
-            file = try await self.file(handle, .root, writable: false)
+            // The descriptor that wrote the data is usually still cached: no reopen for the sync.
+            if let cached = cachedOpenFile(handle) {
+                file = cached
+            } else {
+                file = try await self.file(handle, .root, writable: false)
+            }
         } catch {
             // Not a file this module opens for I/O (a directory, say): the linux module's way.
             return try await super.commit(handle, offset: offset, count: count)
